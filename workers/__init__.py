@@ -1,0 +1,1 @@
+"""The processes that host workflows and activities: settings, client, worker, dev server."""

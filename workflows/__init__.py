@@ -1,0 +1,1 @@
+"""The score: the negotiation workflow and one module per movement."""
