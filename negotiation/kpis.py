@@ -24,8 +24,8 @@ _ECONOMIC = ("total_contract_value", "discount_pct", "payment_days")
 def _score(value: Decimal, bound: TermBound) -> Decimal:
     """0 at the walk-away, 100 at the target or better, linear between; 0 beyond the walk-away."""
     span = bound.target - bound.walk_away
-    if span == 0:
-        return Decimal(100) if value == bound.target else Decimal(0)
+    if span == 0:  # a fixed value: at it or better is the target, anything worse is beyond
+        return Decimal(0) if bound.better(bound.target, value) else Decimal(100)
     share = (value - bound.walk_away) / span
     return max(Decimal(0), min(Decimal(1), share)) * 100
 
@@ -60,9 +60,11 @@ def assess_compliance(
         if not approvals:
             violations.append(f"no {need.role.value} approval on terms version {terms_version} ({need.reason})")
             continue
-        if not any(d.approver_authority >= need.min_authority for d in approvals):
+        # Only an approval with enough authority counts, so it is that one that must be in time.
+        sufficient = [d for d in approvals if d.approver_authority >= need.min_authority]
+        if not sufficient:
             violations.append(f"{need.role.value} approval came from insufficient authority")
-        elif deadline is not None and not any(d.at <= deadline for d in approvals):
+        elif deadline is not None and not any(d.at <= deadline for d in sufficient):
             violations.append(f"{need.role.value} approval came after the commitment")
     return Compliance(compliant=not violations, violations=tuple(violations))
 

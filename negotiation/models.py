@@ -13,7 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from negotiation.terms import Mandate, Offer, Position, Terms
+from negotiation.mandate import evaluate
+from negotiation.terms import Mandate, Offer, Terms
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{1,127}$")
@@ -130,18 +131,14 @@ class NegotiationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> NegotiationRequest:
-        from negotiation.mandate import evaluate  # local: mandate imports models
-
         names = [p.name for p in self.participants]
         if len(names) != len(set(names)):
             raise ValueError("participant names must be unique")
         if not any(p.role == Role.DEAL_OWNER for p in self.participants):
             raise ValueError("participants must include a deal_owner")
-        beyond = [
-            name
-            for name, pos in evaluate(self.opening_terms, self.mandate).by_term.items()
-            if pos == Position.BEYOND_WALK_AWAY
-        ]
+        # ``beyond`` also names 'non_standard_clauses' when a clause lies outside the mandate:
+        # the opening offer goes out without approval, so it must lie wholly within the mandate.
+        beyond = evaluate(self.opening_terms, self.mandate).beyond
         if beyond:
             raise ValueError(f"opening terms lie beyond the walk-away on: {', '.join(beyond)}")
         return self
@@ -241,6 +238,9 @@ class DecisionRequest(BaseModel):
     created_at: datetime = Field(description="When it was asked.")
     due_at: datetime | None = Field(default=None, description="When an answer is due.")
     suggestion: Terms | None = Field(default=None, description="The strategy's suggested counter, if any.")
+    verdicts: tuple[Verdict, ...] = Field(
+        default=(Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE), description="Answers this request takes."
+    )
 
 
 class DecisionRecord(BaseModel):

@@ -229,3 +229,28 @@ def resolve_authority(need: Requirement, participants: Sequence[RoleCard]) -> Re
             "reason": f"{need.reason}; escalated to the highest authority present",
         }
     )
+
+
+def merge_requirements(needs: Sequence[Requirement]) -> list[Requirement]:
+    """One requirement per role, in first-asked order: the highest authority asked, all the reasons."""
+    merged: dict[Role, Requirement] = {}
+    for need in needs:
+        seen = merged.get(need.role)
+        merged[need.role] = (
+            need
+            if seen is None
+            else Requirement(
+                role=need.role,
+                min_authority=max(seen.min_authority, need.min_authority),
+                reason=f"{seen.reason}; {need.reason}",
+            )
+        )
+    return list(merged.values())
+
+
+def requirements_for(
+    terms: Terms, request: NegotiationRequest, policy: Policy, playbook: PlaybookName
+) -> list[Requirement]:
+    """The approvals committing to ``terms`` needs, each sent to whoever holds the authority."""
+    routed = route_approvals(terms, request.mandate, policy, playbook)
+    return merge_requirements([resolve_authority(n, request.participants) for n in routed])

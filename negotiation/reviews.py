@@ -96,7 +96,9 @@ def review_finance(terms: Terms, deal_type: DealType, policy: Policy) -> Finance
     if not findings:
         return FinanceFindings(approved=True, margin_pct=margin, payment_cost=payment_cost)
     top = policy.value_tiers[-1]
-    role = Role.EXECUTIVE if top.up_to is None and value > (policy.value_tiers[-2].up_to or 0) else Role.FINANCE
+    # The top tier starts above the tier below it; a single-tier policy has none below (floor 0).
+    below_top = policy.value_tiers[-2].up_to if len(policy.value_tiers) > 1 else None
+    role = Role.EXECUTIVE if top.up_to is None and value > (below_top or 0) else Role.FINANCE
     return FinanceFindings(
         approved=False,
         required_role=role,

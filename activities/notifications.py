@@ -1,0 +1,182 @@
+"""Notifications to people: role cards, offers, decision requests, hand-offs, outcomes.
+
+``send_notification`` is idempotent by key: the :class:`~activities.ledger.SentLedger` remembers
+each channel that delivered a key, so a retried activity or a restarted worker skips what went
+out already and answers ``duplicate=True`` once everything has. Logs name the negotiation, the
+kind, the key's hash and the channel; never the subject, the body or the addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from temporalio import activity
+
+from activities.channels import OutboxChannel, SmtpChannel
+from activities.durable import key_digest
+from activities.errors import (
+    InvalidNotification,
+    NotificationsNotConfigured,
+    PermanentFailure,
+    activity_edge,
+    parse_input,
+)
+from activities.ledger import SentLedger
+from activities.log import logger
+from negotiation.models import Email, Identifier
+
+if TYPE_CHECKING:
+    from workers.settings import Settings
+
+__all__ = [
+    "Channel",
+    "Delivery",
+    "Notification",
+    "Notifier",
+    "OutboxChannel",
+    "SentLedger",
+    "SmtpChannel",
+]
+
+
+def _one_line(value: str) -> str:
+    # A line break in a header would let the text forge headers; the value itself is not quoted
+    # back, because subjects may name deal terms.
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be a single line")
+    return value
+
+
+class Notification(BaseModel):
+    """One message to people entitled to see it, sent at most once per ``idempotency_key``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    idempotency_key: str = Field(
+        pattern=r"^[\x21-\x7e]{1,256}$",
+        description="Unique per message, e.g. '<negotiation_id>/opening/offer-v1'; the same key is "
+        "never sent twice. Printable ASCII without spaces (it travels in a mail header).",
+    )
+    negotiation_id: Identifier = Field(description="The negotiation (workflow id) it belongs to.")
+    kind: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="What it is: 'role_card', 'offer', 'decision_request', 'handoff', 'outcome'...",
+    )
+    to: tuple[Email, ...] = Field(
+        min_length=1, max_length=100, description="Recipient e-mail addresses."
+    )
+    subject: Annotated[str, AfterValidator(_one_line)] = Field(
+        min_length=1, max_length=500, description="Subject line; confidential, never logged."
+    )
+    body: str = Field(description="Plain-text body; may carry deal terms, so never logged.")
+
+
+class Delivery(BaseModel):
+    """What ``send_notification`` did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idempotency_key: str = Field(description="The notification's key.")
+    channels: tuple[str, ...] = Field(description="Channels it went to, e.g. ('smtp', 'outbox').")
+    duplicate: bool = Field(
+        description="True when the key had been delivered before: nothing was sent again."
+    )
+
+
+class Channel(Protocol):
+    """A way to deliver a notification. ``deliver`` raises a :class:`PermanentFailure` for what
+    retrying cannot fix, and anything else for what it might."""
+
+    name: str
+
+    async def deliver(self, n: Notification) -> None:
+        """Deliver ``n`` once."""
+        ...
+
+
+class Notifier:
+    """Sends notifications through its channels, at most once per key, recorded in the ledger."""
+
+    def __init__(self, channels: Sequence[Channel], ledger: SentLedger) -> None:
+        """Deliver through ``channels`` in order, remembering deliveries in ``ledger``."""
+        names = [c.name for c in channels]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(
+                f"a notifier needs one or more channels with distinct names, got {names}"
+            )
+        self.channels = tuple(channels)
+        self.ledger = ledger
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Notifier:
+        """SMTP when ``smtp_host`` is set, the outbox when ``outbox_dir`` is; both when both are."""
+        channels: list[Channel] = []
+        if settings.smtp_host:
+            channels.append(
+                SmtpChannel(
+                    settings.smtp_host,
+                    settings.smtp_port,
+                    settings.smtp_sender,
+                    starttls=settings.smtp_starttls,
+                    username=settings.smtp_username,
+                    password=settings.smtp_password,
+                )
+            )
+        if settings.outbox_dir is not None:
+            channels.append(OutboxChannel(settings.outbox_dir, sender=settings.smtp_sender))
+        if not channels:
+            raise NotificationsNotConfigured(
+                "no notification channel is configured: set FITNEST_SMTP_HOST to send mail "
+                "and/or FITNEST_OUTBOX_DIR to write .eml files"
+            )
+        return cls(channels, SentLedger(settings.ledger_dir))
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, n: Notification) -> Delivery:
+        """Deliver ``n`` through every channel that has not delivered its key yet.
+
+        Raises a non-retryable ``ApplicationError`` of type ``InvalidNotification`` or
+        ``NotificationRejected``; other failures are retried by Temporal.
+        """
+        with activity_edge():
+            n = parse_input(Notification, n, InvalidNotification)
+            return await self._send(n)
+
+    async def _send(self, n: Notification) -> Delivery:
+        key = n.idempotency_key
+        log = logger(
+            __name__, negotiation_id=n.negotiation_id, kind=n.kind, key_hash=key_digest(key)[:16]
+        )
+        with self.ledger.claim(key) as entry:
+            done = entry.channels if entry is not None else ()
+            pending = [c for c in self.channels if c.name not in done]
+            if entry is not None and (entry.complete or not pending):
+                # Delivered before. A channel configured since then does not get it either.
+                if not entry.complete:
+                    await asyncio.to_thread(self.ledger.record, key, done, True)
+                log.info("notification.duplicate", channels=done)
+                return Delivery(idempotency_key=key, channels=done, duplicate=True)
+            for channel in pending:
+                await self._deliver(channel, n, log)
+                done = (*done, channel.name)
+                # Recorded after each channel, so a retry resends only where it failed.
+                await asyncio.to_thread(self.ledger.record, key, done, channel is pending[-1])
+        log.info("notification.sent", channels=done)
+        return Delivery(idempotency_key=key, channels=done, duplicate=False)
+
+    @staticmethod
+    async def _deliver(channel: Channel, n: Notification, log: Any) -> None:
+        bound = log.bind(channel=channel.name)
+        try:
+            await channel.deliver(n)
+        except PermanentFailure as err:
+            bound.warning("notification.rejected", error_type=err.error_type, error=str(err))
+            raise
+        except Exception as err:
+            # Our own messages name codes only; a network error's text names host and port.
+            bound.warning("notification.deferred", error_type=type(err).__name__, error=str(err))
+            raise
+        bound.info("notification.channel_delivered")

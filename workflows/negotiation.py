@@ -1,0 +1,435 @@
+"""The negotiation: one durable workflow playing four movements as child workflows.
+
+Clients know only the negotiation id. Every message comes here first: it is validated, de-duplicated
+by message id and kept in an inbox until the movement playing is ready for it; bad messages are
+recorded with the reason, never raised inside a handler. Movements report back what they did, so
+``status`` always tells the whole story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from negotiation.decisions import rejection_reason
+    from negotiation.kpis import assess_compliance, compute_kpis, deal_quality
+    from negotiation.models import (
+        Compliance,
+        CounterpartyResponse,
+        DecisionReceipt,
+        DecisionRecord,
+        DecisionRequest,
+        HumanDecision,
+        Movement,
+        MovementSpan,
+        NegotiationRequest,
+        NegotiationResult,
+        NegotiationStatus,
+        Outcome,
+        PendingDecision,
+        PlaybookName,
+        RejectedMessage,
+        TimelineEvent,
+    )
+    from negotiation.policy import Policy, requirements_for
+    from negotiation.terms import Party
+    from workflows import search_attributes as sa
+    from workflows.closure import ClosureMovement
+    from workflows.development import DevelopmentMovement
+    from workflows.movement import MovementPlayer
+    from workflows.opening import OpeningMovement
+    from workflows.preparation import PreparationMovement
+    from workflows.protocol import DELIVER_SIGNAL, REPORT_SIGNAL, Envelope, MovementReport, ScoreState
+
+#: Which messages each movement takes; the others wait in the inbox.
+_TAKES: dict[Movement, frozenset[str]] = {
+    Movement.PREPARATION: frozenset(),
+    Movement.OPENING: frozenset({"counterparty"}),
+    Movement.DEVELOPMENT: frozenset({"counterparty", "decision"}),
+    Movement.CLOSURE: frozenset({"counterparty", "decision"}),
+}
+
+_SUMMARIES = {
+    Movement.PREPARATION: "Preparation: policy, playbook, role cards",
+    Movement.OPENING: "Opening: opening offer and first response",
+    Movement.DEVELOPMENT: "Development: counteroffer rounds",
+    Movement.CLOSURE: "Closure: sign-off, signatures, hand-off",
+}
+
+
+def _kind(envelope: Envelope) -> str:
+    return "counterparty" if envelope.counterparty is not None else "decision"
+
+
+def _explain(err: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in err.errors()[:5]]
+    return "; ".join(parts)
+
+
+@workflow.defn
+class NegotiationWorkflow:
+    """A negotiation from preparation to closure, with its messages, status and KPIs."""
+
+    @workflow.init
+    def __init__(self, request: NegotiationRequest) -> None:
+        now = workflow.now()
+        self._request = request
+        self._status = NegotiationStatus(
+            negotiation_id=request.negotiation_id,
+            deal_type=request.deal_type,
+            counterparty=request.counterparty.name,
+            currency=request.currency,
+            playbook=request.playbook,
+            movement=Movement.PREPARATION,
+            started_at=now,
+        )
+        self._policy: Policy | None = None
+        self._inbox: list[Envelope] = []
+        self._seen: set[str] = set()
+        self._receipts: dict[str, DecisionReceipt] = {}
+        self._pending: dict[str, DecisionRequest] = {}
+        self._decided: dict[str, DecisionRecord] = {}
+        self._attributes: dict[str, Any] = {}
+
+    @workflow.run
+    async def run(self, request: NegotiationRequest) -> NegotiationResult:
+        state = ScoreState(request=request)
+        self._upsert(sa.COUNTERPARTY, request.counterparty.name)
+        try:
+            state = await self._play(PreparationMovement, state)
+            self._policy = state.policy
+            if state.policy is not None:
+                tier_floor = self._tier_floor(state.policy, request.mandate.total_contract_value.target)
+                self._upsert(sa.DEAL_VALUE, tier_floor)
+            self._upsert(sa.PLAYBOOK, state.playbook.value if state.playbook else None)
+            state = await self._play(OpeningMovement, state)
+            if state.outcome is None and state.agreed is None:
+                state = await self._play(DevelopmentMovement, state)
+            if state.outcome is None and state.agreed is not None:
+                state = await self._play(ClosureMovement, state)
+        except asyncio.CancelledError:
+            state.close(Outcome.CANCELLED, "cancelled by an operator")
+        return await self._finish(state)
+
+    # --- messages from outside ----------------------------------------------------------------
+
+    @workflow.signal
+    def counterparty_response(self, payload: Any) -> None:
+        """A counterparty message; kept until a movement takes it, or rejected with a reason."""
+        try:
+            response = CounterpartyResponse.model_validate(payload)
+        except ValidationError as err:
+            self._reject(payload, "counterparty_response", f"malformed: {_explain(err)}")
+            return
+        if response.message_id in self._seen:
+            return
+        self._seen.add(response.message_id)
+        if self._status.outcome is not None:
+            self._reject(payload, "counterparty_response", f"the negotiation is closed ({self._status.outcome})")
+            return
+        self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
+        self._refresh()
+
+    @workflow.signal
+    def human_decision(self, payload: Any) -> None:
+        """A person's decision, fire-and-forget; a decision that cannot be taken is recorded with the reason."""
+        try:
+            decision = HumanDecision.model_validate(payload)
+        except ValidationError as err:
+            self._reject(payload, "human_decision", f"malformed: {_explain(err)}")
+            return
+        if decision.message_id in self._seen:
+            return
+        self._seen.add(decision.message_id)
+        reason = self._why_not(decision)
+        if reason is not None:
+            self._reject(payload, "human_decision", reason)
+            return
+        self._accept(decision)
+
+    @workflow.update
+    def decide(self, decision: HumanDecision) -> DecisionReceipt:
+        """A person's decision, answered with a receipt once it is accepted."""
+        known = self._receipts.get(decision.message_id)
+        return known if known is not None else self._accept(decision)
+
+    @decide.validator
+    def _validate_decide(self, decision: HumanDecision) -> None:
+        if decision.message_id in self._receipts:
+            return  # a repeat: the handler answers with the first receipt
+        if decision.message_id in self._seen:
+            raise ValueError(f"message {decision.message_id} was already received and not accepted")
+        reason = self._why_not(decision)
+        if reason is not None:
+            raise ValueError(reason)
+
+    @workflow.query
+    def status(self) -> NegotiationStatus:
+        """The negotiation as it stands."""
+        return self._status
+
+    # --- messages from the movements -----------------------------------------------------------
+
+    @workflow.signal(name=REPORT_SIGNAL)
+    def movement_report(self, report: MovementReport) -> None:
+        """Fold a movement's report into the status."""
+        now = workflow.now()
+        status = self._status
+        if report.playbook is not None:
+            status.playbook = report.playbook
+        if report.round is not None:
+            status.round = report.round
+        for offer in report.offers:
+            status.offers.append(offer)
+            if offer.party == Party.US:
+                status.our_terms = offer
+            else:
+                status.their_terms = offer
+        for request in report.requested:
+            self._pending[request.request_id] = request
+        for request_id in report.withdrawn:
+            self._pending.pop(request_id, None)
+        for record in report.decided:
+            self._pending.pop(record.request_id, None)
+            self._decided[record.request_id] = record
+            status.decisions.append(record)
+        status.reviews.extend(report.reviews)
+        status.rejected_messages.extend(report.rejected)
+        status.timeline.extend(TimelineEvent(at=now, movement=report.movement, text=t) for t in report.timeline)
+        self._refresh()
+
+    # --- the movements --------------------------------------------------------------------------
+
+    async def _play(self, movement_wf: type[MovementPlayer], state: ScoreState) -> ScoreState:
+        """Run one movement as a child workflow, forwarding the messages it takes while it plays."""
+        movement = movement_wf.movement
+        self._enter(movement)
+        state.inbox = self._take(movement)
+        child_id = f"{self._request.negotiation_id}/{movement.value}"
+        handle = await workflow.start_child_workflow(
+            movement_wf.run,  # type: ignore[attr-defined]
+            state,
+            id=child_id,
+            static_summary=_SUMMARIES[movement],
+        )
+        target = workflow.get_external_workflow_handle(child_id)
+        open_for_delivery = True
+        try:
+            while True:
+                await workflow.wait_condition(
+                    lambda: handle.done() or (open_for_delivery and bool(self._deliverable(movement)))
+                )
+                if handle.done():
+                    break
+                batch = self._take(movement)
+                for i, envelope in enumerate(batch):
+                    try:
+                        await target.signal(DELIVER_SIGNAL, envelope)
+                    except Exception:
+                        # The movement closed as we sent: keep the rest for the next movement.
+                        self._inbox[0:0] = batch[i:]
+                        open_for_delivery = False
+                        break
+            result: ScoreState = await handle
+        except asyncio.CancelledError:
+            handle.cancel()
+            try:
+                await handle
+            except BaseException:  # the child ends cancelled; nothing more to learn from it
+                pass
+            raise
+        self._inbox[0:0] = result.inbox
+        result.inbox = []
+        self._leave(movement)
+        return result
+
+    def _deliverable(self, movement: Movement) -> list[Envelope]:
+        return [e for e in self._inbox if _kind(e) in _TAKES[movement]]
+
+    def _take(self, movement: Movement) -> list[Envelope]:
+        taken = self._deliverable(movement)
+        self._inbox = [e for e in self._inbox if e not in taken]
+        self._refresh()
+        return taken
+
+    def _enter(self, movement: Movement) -> None:
+        self._status.movement = movement
+        self._status.movements.append(MovementSpan(movement=movement, started_at=workflow.now()))
+        self._upsert(sa.MOVEMENT, movement.value)
+        self._refresh()
+
+    def _leave(self, movement: Movement) -> None:
+        span = self._status.movements[-1]
+        if span.movement == movement and span.ended_at is None:
+            span.ended_at = workflow.now()
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def _why_not(self, decision: HumanDecision) -> str | None:
+        if self._status.outcome is not None:
+            return f"the negotiation is closed ({self._status.outcome.value})"
+        return rejection_reason(
+            decision,
+            self._pending.get(decision.request_id),
+            self._decided.get(decision.request_id),
+            self._request.participants,
+            self._request.mandate,
+        )
+
+    def _accept(self, decision: HumanDecision) -> DecisionReceipt:
+        now = workflow.now()
+        request = self._pending.pop(decision.request_id)
+        card = self._request.participant(decision.approver)
+        self._seen.add(decision.message_id)
+        self._decided[request.request_id] = DecisionRecord(
+            request_id=request.request_id,
+            kind=request.kind,
+            role=request.role,
+            approver=decision.approver,
+            approver_authority=card.authority_limit if card else 0,
+            verdict=decision.verdict,
+            terms_version=request.terms_version,
+            comment=decision.comment,
+            at=now,
+            message_id=decision.message_id,
+        )
+        self._inbox.append(Envelope(decision=decision, received_at=now))
+        receipt = DecisionReceipt(
+            request_id=request.request_id,
+            approver=decision.approver,
+            verdict=decision.verdict,
+            terms_version=request.terms_version,
+            recorded_at=now,
+        )
+        self._receipts[decision.message_id] = receipt
+        self._refresh()
+        return receipt
+
+    def _reject(self, payload: Any, kind: str, reason: str) -> None:
+        message_id = payload.get("message_id") if isinstance(payload, dict) else None
+        self._status.rejected_messages.append(
+            RejectedMessage(
+                message_id=message_id if isinstance(message_id, str) else None,
+                kind=kind,
+                reason=reason,
+                at=workflow.now(),
+            )
+        )
+        workflow.logger.info("message rejected", extra={"kind": kind, "negotiation": self._request.negotiation_id})
+
+    # --- what operators see -------------------------------------------------------------------------
+
+    def _upsert(self, key: Any, value: Any) -> None:
+        if self._attributes.get(key.name, object()) == value:
+            return
+        self._attributes[key.name] = value
+        update = key.value_unset() if value is None else key.value_set(value)
+        workflow.upsert_search_attributes([update])
+
+    @staticmethod
+    def _tier_floor(policy: Policy, value: Any) -> float:
+        """The lower bound of the deal's approval tier: its size band, not its value."""
+        floor = 0.0
+        for tier in policy.value_tiers:
+            if tier.up_to is None or value <= tier.up_to:
+                return floor
+            floor = float(tier.up_to)
+        return floor
+
+    def _refresh(self) -> None:
+        status = self._status
+        status.pending_decisions = [
+            PendingDecision(
+                request_id=r.request_id,
+                kind=r.kind,
+                role=r.role,
+                required_authority=r.required_authority,
+                reason=r.reason,
+                terms_version=r.terms_version,
+                due_at=r.due_at,
+            )
+            for r in self._pending.values()
+        ]
+        status.queued_messages = len(self._inbox)
+        self._upsert(sa.AWAITING_DECISION, sorted({r.role.value for r in self._pending.values()}))
+        awaiting = ", ".join(f"{r.role.value} ({r.kind.value})" for r in self._pending.values()) or "nobody"
+        last = status.timeline[-1].text if status.timeline else "started"
+        workflow.set_current_details(
+            f"**{status.counterparty}** · {status.deal_type.value} · "
+            f"playbook **{status.playbook.value if status.playbook else 'choosing'}**\n\n"
+            f"Movement **{status.movement.value}**, round {status.round}; "
+            f"outcome **{status.outcome.value if status.outcome else 'open'}**\n\n"
+            f"Awaiting: {awaiting}\n\nLast: {last}"
+        )
+
+    # --- the end ----------------------------------------------------------------------------------
+
+    async def _finish(self, state: ScoreState) -> NegotiationResult:
+        now = workflow.now()
+        status = self._status
+        outcome = state.outcome or Outcome.EXPIRED
+        status.outcome = outcome
+        status.outcome_reason = state.outcome_reason
+        status.closed_at = now
+        if status.movements and status.movements[-1].ended_at is None:
+            status.movements[-1].ended_at = now
+        agreed = state.agreed if outcome == Outcome.AGREED else None
+        status.agreed_terms = agreed
+        for envelope in self._inbox:
+            status.rejected_messages.append(
+                RejectedMessage(
+                    message_id=envelope.message_id,
+                    kind="counterparty_response" if envelope.counterparty else "human_decision",
+                    reason=f"the negotiation closed ({outcome.value}) before it could be used",
+                    at=now,
+                )
+            )
+        self._inbox = []
+        self._pending.clear()
+        self._upsert(sa.OUTCOME, outcome.value)
+        self._refresh()
+        policy = state.policy or Policy()
+        quality = None
+        compliance = Compliance(compliant=True)
+        if agreed is not None:
+            quality = deal_quality(agreed.terms, self._request.mandate, self._request.deal_type, policy)
+            compliance = self._compliance(state, policy)
+        kpis = compute_kpis(
+            started_at=status.started_at,
+            closed_at=now,
+            spans=status.movements,
+            rounds=state.round,
+            quality=quality,
+            decisions=status.decisions,
+            automated_responses=state.automated_responses,
+            compliance=compliance,
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return NegotiationResult(
+            negotiation_id=self._request.negotiation_id,
+            outcome=outcome,
+            outcome_reason=state.outcome_reason,
+            playbook=status.playbook,
+            deal_type=self._request.deal_type,
+            agreed_terms=agreed,
+            kpis=kpis,
+            status=status,
+        )
+
+    def _compliance(self, state: ScoreState, policy: Policy) -> Compliance:
+        """Deviations approved before we committed; sign-offs and signature before signing."""
+        agreed = state.agreed
+        assert agreed is not None
+        deviations = requirements_for(agreed.terms, self._request, policy, PlaybookName.AUTOMATED)
+        before_commit = assess_compliance(deviations, self._status.decisions, agreed.version, state.committed_at)
+        before_signing = assess_compliance(
+            state.closure_requirements, self._status.decisions, agreed.version, state.signed_at
+        )
+        violations = before_commit.violations + before_signing.violations
+        return Compliance(compliant=not violations, violations=violations)
+

@@ -1,0 +1,112 @@
+"""What the negotiation workflow and its movements hand each other.
+
+The negotiation (parent) is the only address clients know. It forwards messages to the movement
+that is playing as :class:`Envelope` signals, and each movement reports what it did back as a
+:class:`MovementReport` signal, so the parent's ``status`` is always whole. A movement takes the
+:class:`ScoreState` of the negotiation and returns it advanced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from negotiation.models import (
+    CounterpartyResponse,
+    DecisionRecord,
+    DecisionRequest,
+    HumanDecision,
+    Movement,
+    NegotiationRequest,
+    Outcome,
+    PlaybookName,
+    RejectedMessage,
+    Review,
+    TimelineEvent,
+)
+from negotiation.policy import Policy, Requirement
+from negotiation.strategy import StrategyState
+from negotiation.terms import Offer
+
+#: Signal a movement receives forwarded messages on.
+DELIVER_SIGNAL = "deliver"
+#: Signal the negotiation receives movement reports on.
+REPORT_SIGNAL = "movement_report"
+
+
+class Envelope(BaseModel):
+    """A validated message forwarded from the negotiation to the movement playing."""
+
+    counterparty: CounterpartyResponse | None = None
+    decision: HumanDecision | None = None
+    received_at: datetime = Field(description="When the negotiation received it.")
+
+    @property
+    def message_id(self) -> str:
+        """The id of the message inside."""
+        msg = self.counterparty or self.decision
+        assert msg is not None
+        return msg.message_id
+
+
+class MovementReport(BaseModel):
+    """What a movement did since its last report; the parent folds it into the status."""
+
+    movement: Movement
+    playbook: PlaybookName | None = None
+    round: int | None = None
+    offers: list[Offer] = Field(default_factory=list)
+    requested: list[DecisionRequest] = Field(default_factory=list)
+    withdrawn: list[str] = Field(default_factory=list, description="Request ids no longer needed.")
+    decided: list[DecisionRecord] = Field(default_factory=list)
+    reviews: list[Review] = Field(default_factory=list)
+    rejected: list[RejectedMessage] = Field(default_factory=list)
+    timeline: list[str] = Field(default_factory=list, description="Plain sentences, no deal terms.")
+
+
+class ScoreState(BaseModel):
+    """The negotiation's state as it passes from movement to movement (and across continue-as-new)."""
+
+    request: NegotiationRequest
+    policy: Policy | None = None
+    playbook: PlaybookName | None = None
+    round: int = 0
+    next_version: int = 1
+    our_offer: Offer | None = None
+    their_offer: Offer | None = None
+    last_sequence: int = 0
+    processed_ids: list[str] = Field(default_factory=list, description="Message ids already acted on.")
+    first_response: CounterpartyResponse | None = Field(
+        default=None, description="The opening's counteroffer, for development to answer."
+    )
+    strategy: StrategyState = Field(default_factory=StrategyState)
+    automated_responses: int = 0
+    asked: int = Field(default=0, description="Decision requests made so far (for unique ids).")
+    agreed: Offer | None = None
+    committed_at: datetime | None = Field(default=None, description="When we committed to the agreed terms.")
+    signed_at: datetime | None = None
+    closure_requirements: list[Requirement] = Field(default_factory=list)
+    outcome: Outcome | None = None
+    outcome_reason: str = ""
+    inbox: list[Envelope] = Field(default_factory=list, description="Messages received, not yet acted on.")
+    continued: int = Field(default=0, description="Times the development movement continued-as-new.")
+    history_budget: int = Field(
+        default=2_000, description="Events after which development continues-as-new with its state."
+    )
+
+    def close(self, outcome: Outcome, reason: str) -> None:
+        """End the negotiation with ``outcome``."""
+        self.outcome = outcome
+        self.outcome_reason = reason
+
+
+# Re-exported so movement modules import their vocabulary from one place.
+__all__ = [
+    "DELIVER_SIGNAL",
+    "REPORT_SIGNAL",
+    "Envelope",
+    "MovementReport",
+    "ScoreState",
+    "TimelineEvent",
+]
