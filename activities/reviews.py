@@ -7,6 +7,9 @@ findings then sit in the history as the record of what was reviewed, under which
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
@@ -16,6 +19,8 @@ from negotiation.models import DealType, Identifier
 from negotiation.policy import Policy
 from negotiation.reviews import FinanceFindings, LegalFindings, review_clauses, review_finance
 from negotiation.terms import Terms
+
+_F = TypeVar("_F", LegalFindings, FinanceFindings)
 
 
 class ReviewInput(BaseModel):
@@ -34,9 +39,13 @@ class ReviewInput(BaseModel):
     policy: Policy = Field(description="The policy loaded at the start of the negotiation.")
 
 
-def _checked(inp: ReviewInput) -> ReviewInput:
-    """The input, validated again when it did not arrive as a model."""
-    return parse_input(ReviewInput, inp, InvalidReviewInput)
+def _reviewed(
+    inp: ReviewInput, rule: Callable[[Terms, DealType, Policy], _F]
+) -> tuple[ReviewInput, _F]:
+    """The input, validated again when it did not arrive as a model, and what ``rule`` finds."""
+    with activity_edge():
+        checked = parse_input(ReviewInput, inp, InvalidReviewInput)
+        return checked, rule(checked.terms, checked.deal_type, checked.policy)
 
 
 @activity.defn
@@ -45,9 +54,7 @@ async def legal_review(inp: ReviewInput) -> LegalFindings:
 
     Raises a non-retryable ``ApplicationError`` of type ``InvalidReviewInput`` for bad data.
     """
-    with activity_edge():
-        inp = _checked(inp)
-        findings = review_clauses(inp.terms, inp.deal_type, inp.policy)
+    inp, findings = _reviewed(inp, review_clauses)
     logger(__name__, negotiation_id=inp.negotiation_id, terms_version=inp.terms_version).info(
         "review.legal.completed",
         risk_score=findings.risk_score,
@@ -64,9 +71,7 @@ async def finance_approval(inp: ReviewInput) -> FinanceFindings:
 
     Raises a non-retryable ``ApplicationError`` of type ``InvalidReviewInput`` for bad data.
     """
-    with activity_edge():
-        inp = _checked(inp)
-        findings = review_finance(inp.terms, inp.deal_type, inp.policy)
+    inp, findings = _reviewed(inp, review_finance)
     # Margin and payment cost are amounts: they stay in the result, never in the log.
     logger(__name__, negotiation_id=inp.negotiation_id, terms_version=inp.terms_version).info(
         "review.finance.completed",

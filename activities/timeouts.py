@@ -39,22 +39,40 @@ class ActivityOptions(TypedDict, total=False):
     retry_policy: RetryPolicy
 
 
+def _preset(
+    *,
+    attempt: timedelta,
+    overall: timedelta,
+    first_retry: timedelta,
+    longest_retry: timedelta,
+    permanent: list[str],
+) -> ActivityOptions:
+    """Options with the shared choices above: doubling backoff, attempts bounded by time only."""
+    return ActivityOptions(
+        start_to_close_timeout=attempt,
+        schedule_to_close_timeout=overall,
+        retry_policy=RetryPolicy(
+            initial_interval=first_retry,
+            backoff_coefficient=2.0,
+            maximum_interval=longest_retry,
+            maximum_attempts=0,
+            non_retryable_error_types=permanent,
+        ),
+    )
+
+
 #: Legal review and finance approval: rule evaluations over one terms version.
 #: - 30 s per attempt: the work takes milliseconds; anything longer is a stuck or lost worker, and
 #:   30 s still absorbs a GC pause or a worker restarting under load.
 #: - retries from 1 s doubling to 1 min: worker crashes heal fast, a bug needs a deploy.
 #: - 1 h in all: long enough to roll out a fix; after that the workflow must escalate to a person
 #:   rather than keep an approver waiting on a review that will not come.
-REVIEW: Final[ActivityOptions] = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=30),
-    schedule_to_close_timeout=timedelta(hours=1),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=1),
-        maximum_attempts=0,
-        non_retryable_error_types=["InvalidReviewInput"],
-    ),
+REVIEW: Final[ActivityOptions] = _preset(
+    attempt=timedelta(seconds=30),
+    overall=timedelta(hours=1),
+    first_retry=timedelta(seconds=1),
+    longest_retry=timedelta(minutes=1),
+    permanent=["InvalidReviewInput"],
 )
 
 #: Loading the policy: one small local file read, at the start of a negotiation.
@@ -62,16 +80,12 @@ REVIEW: Final[ActivityOptions] = ActivityOptions(
 #: - retries from 1 s to 30 s, 10 min in all: an invalid file fails at once (InvalidPolicy), so
 #:   retries only cover lost workers and flaky mounts; a negotiation should not sit unstarted for
 #:   longer without someone being told.
-POLICY: Final[ActivityOptions] = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=10),
-    schedule_to_close_timeout=timedelta(minutes=10),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=0,
-        non_retryable_error_types=["InvalidPolicy"],
-    ),
+POLICY: Final[ActivityOptions] = _preset(
+    attempt=timedelta(seconds=10),
+    overall=timedelta(minutes=10),
+    first_retry=timedelta(seconds=1),
+    longest_retry=timedelta(seconds=30),
+    permanent=["InvalidPolicy"],
 )
 
 #: Sending a notification (SMTP and/or an outbox file).
@@ -81,14 +95,10 @@ POLICY: Final[ActivityOptions] = ActivityOptions(
 #:   4xx; don't hammer them, but deliver within minutes of their return.
 #: - 24 h in all: a night-long outage still delivers by morning; after a day the message is stale
 #:   and the workflow should record the failure and tell someone another way.
-NOTIFY: Final[ActivityOptions] = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=60),
-    schedule_to_close_timeout=timedelta(hours=24),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=5),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=10),
-        maximum_attempts=0,
-        non_retryable_error_types=["InvalidNotification", "NotificationRejected"],
-    ),
+NOTIFY: Final[ActivityOptions] = _preset(
+    attempt=timedelta(seconds=60),
+    overall=timedelta(hours=24),
+    first_retry=timedelta(seconds=5),
+    longest_retry=timedelta(minutes=10),
+    permanent=["InvalidNotification", "NotificationRejected"],
 )

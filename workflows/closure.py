@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         Role,
         Verdict,
     )
+    from negotiation.mandate import evaluate
     from negotiation.policy import Requirement, resolve_authority
     from negotiation.reviews import FinanceFindings, LegalFindings
     from workflows.movement import Expired, MovementPlayer, describe
@@ -120,6 +121,7 @@ class ClosureMovement(MovementPlayer):
             self.state.playbook == PlaybookName.AUTOMATED
             and value <= self.state.policy.automated_signature_limit
             and len(self.state.closure_requirements) == 1
+            and not evaluate(agreed.terms, self.state.request.mandate).beyond
         )
         if by_policy:
             self.state.asked += 1

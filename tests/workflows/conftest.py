@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -34,9 +35,16 @@ async def start(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[St
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
 
     async def starter(request: NegotiationRequest) -> Negotiation:
+        # The time-skipping server's clock runs ahead once any test has skipped time: keep the
+        # request's deadline as far from the server's "now" as the test meant it to be.
+        ahead = await ts_env.get_current_time() - datetime.now(UTC)
+        if ahead > timedelta(minutes=1):
+            data = request.model_dump()
+            data["mandate"]["deadline"] = request.mandate.deadline + ahead
+            request = NegotiationRequest.model_validate(data)
         receipt = await api.start_negotiation(ts_env.client, request, task_queue=task_queue)
         assert receipt.started
-        return Negotiation(ts_env.client, request, settings.outbox_dir or tmp_path)
+        return Negotiation(ts_env.client, request, settings.outbox_dir or tmp_path, ts_env)
 
     async with build_worker(ts_env.client, settings, task_queue=task_queue):
         yield starter

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from negotiation.models import (
     CounterpartyAction,
@@ -84,6 +85,7 @@ class Negotiation:
     client: Client
     request: NegotiationRequest
     outbox: Path
+    env: WorkflowEnvironment | None = None
     sequence: int = 0
 
     @property
@@ -138,6 +140,10 @@ class Negotiation:
         return await self.decide(pending.request_id, approver)
 
     async def result(self) -> NegotiationResult:
+        """Wait for the end; on the time-skipping server, time skips while we wait."""
+        if self.env is not None and self.env.supports_time_skipping_v1:
+            async with self.env.time_skipping_unlocked():
+                return await api.get_result(self.client, self.id)
         return await api.get_result(self.client, self.id)
 
     def mail(self) -> list[str]:

@@ -1,0 +1,41 @@
+"""CI runs the tests through make, the same way a developer does."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ci_script_is_strict_bash_and_runs_make_test():
+    script = ROOT / ".ci" / "run"
+    text = script.read_text()
+    assert os.access(script, os.X_OK)
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in text
+    commands = [line.strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert "make test" in commands
+
+
+def test_makefile_test_target_runs_pytest_from_the_venv():
+    makefile = (ROOT / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", makefile, re.MULTILINE)
+    assert phony is not None
+    assert {"up", "test", "worker", "lint", "bench", "clean"} <= set(phony.group(1).split())
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe is not None
+    assert "$(VENV)/bin/python -m pytest $(PYTEST_ARGS)" in recipe.group(1).replace("$(BIN)", "$(VENV)/bin")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_dry_run_passes_pytest_args_through():
+    dry = subprocess.run(
+        ["make", "-n", "test", "PYTEST_ARGS=-k probe"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert dry.stdout.strip().splitlines()[-1] == ".venv/bin/python -m pytest -k probe"

@@ -1,0 +1,218 @@
+"""``make up``: the whole demo on one machine, stopped by one Ctrl-C.
+
+Starts, in order: the Temporal dev server (state in ``.data/temporal.sqlite``, kept across
+runs), a worker writing notifications as files into ``.outbox/``, and a demo negotiation
+(``fitnest simulate``) whose output appears in this terminal. Ctrl-C (or SIGTERM) stops them
+in reverse order and exits 0; a server or worker that dies on its own stops the rest and
+exits 1; ports already taken exit 2. Ports and data folder: see ``workers.devserver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from workers.devserver import (
+    DevServerError,
+    DevServerSettings,
+    PortsInUseError,
+    child_process_options,
+    exit_process,
+    find_executable,
+    log_tail,
+    run_until_signalled,
+    start,
+    stop_process,
+)
+from workers.settings import Settings
+
+OUTBOX = Path(".outbox")
+DEMO_REQUEST = Path("examples/automated_renewal.json")
+WORKER_ARGV: Sequence[str] = (sys.executable, "-m", "workers.worker")
+WORKER_READY_TIMEOUT = 30.0
+
+
+class ChildFailed(RuntimeError):
+    """A process that should keep running did not; the message says which and why."""
+
+
+@dataclass
+class Child:
+    """A supervised process: how to stop it, and whether it is expected to finish on its own."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    stop: Callable[[], int]
+    log: Path | None = None
+    finishes: bool = False
+    reported: bool = False
+
+    def exit_description(self) -> str:
+        """How the child ended: an exit code, or the signal that killed it."""
+        code = self.process.returncode
+        return (
+            f"was killed by {signal.Signals(-code).name}"
+            if code < 0
+            else f"exited with code {code}"
+        )
+
+    def failure(self) -> str:
+        """Why this child is considered failed, for the error message."""
+        where = f"; {self.log} ends with:\n{log_tail(self.log)}" if self.log else ""
+        return f"{self.name} {self.exit_description()}{where}"
+
+
+def spawn(name: str, argv: Sequence[str], env: dict[str, str], log: Path | None = None) -> Child:
+    """Start a supervised child; its output goes to ``log``, or to this terminal without one."""
+    if log is None:
+        process = subprocess.Popen(argv, env=env, **child_process_options())
+    else:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, **child_process_options()
+            )
+    return Child(name, process, stop=lambda: stop_process(process), log=log)
+
+
+async def wait_for_worker(client: Client, task_queue: str, worker: Child) -> None:
+    """Return once a worker polls ``task_queue``; fail if the worker dies or never polls."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise ChildFailed(worker.failure())
+        if (await client.workflow_service.describe_task_queue(request)).pollers:
+            return
+        await asyncio.sleep(0.2)
+    raise ChildFailed(
+        f"{worker.name} did not poll task queue {task_queue!r} within {WORKER_READY_TIMEOUT:.0f} s;"
+        f" {worker.log} ends with:\n{log_tail(worker.log) if worker.log else ''}"
+    )
+
+
+def child_env(server: DevServerSettings) -> dict[str, str]:
+    """The environment of the worker and the demo: this server, notifications as files."""
+    env = dict(os.environ)
+    env.update(
+        FITNEST_TEMPORAL_ADDRESS=server.address,
+        FITNEST_NAMESPACE=server.namespace,
+        FITNEST_OUTBOX_DIR=str(OUTBOX.resolve()),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _command_hint(fitnest: Path, server: DevServerSettings) -> str:
+    """How to run ``fitnest`` from another terminal so that it reaches this server."""
+    try:
+        shown = str(fitnest.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(fitnest)
+    mine = Settings()
+    if (mine.temporal_address, mine.namespace) == (server.address, server.namespace):
+        return shown
+    env = f"FITNEST_TEMPORAL_ADDRESS={server.address} FITNEST_NAMESPACE={server.namespace}"
+    return f"{env} {shown}"
+
+
+def print_banner(server: DevServerSettings, worker_log: Path, fitnest: Path, demo: str) -> None:
+    """Where to look, once everything is up."""
+    cmd = _command_hint(fitnest, server)
+    lines = [
+        "",
+        "Fitnest is up.",
+        f"  Web UI     {server.ui_url}",
+        f"  Temporal   {server.address}, namespace {server.namespace}; "
+        f"state in {server.db_file} (kept across runs)",
+        f"  Outbox     {OUTBOX}/  (notifications land here as files)",
+        f"  Logs       {server.log_file}  {worker_log}",
+        f"  Demo       {demo}  (its output follows)",
+        f"  Try        {cmd} list",
+        f"             {cmd} status <negotiation id>",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def supervise(children: Sequence[Child]) -> int:
+    """Watch the children until one that should keep running exits (then raise)."""
+    while True:
+        for child in children:
+            if child.process.poll() is None or child.reported:
+                continue
+            if not child.finishes:
+                raise ChildFailed(child.failure())
+            child.reported = True
+            ok = child.process.returncode == 0
+            verdict = "finished" if ok else f"{child.exit_description()} (see its output above)"
+            print(f"\n{child.name} {verdict}; the rest keeps running. Ctrl-C stops it.", flush=True)
+        await asyncio.sleep(0.5)
+
+
+def stop_all(children: list[Child]) -> None:
+    """Stop the children in reverse start order, each politely first."""
+    if children:
+        print("\nStopping...", flush=True)
+    for child in reversed(children):
+        child.stop()
+        print(f"  {child.name} {child.exit_description()}", flush=True)
+    children.clear()
+
+
+async def up() -> int:
+    """Bring everything up, supervise it, and stop it all on the way out."""
+    settings = DevServerSettings()
+    children: list[Child] = []
+    try:
+        server = await start(settings)
+        children.append(
+            Child("Temporal dev server", server.process, server.stop, settings.log_file)
+        )
+        OUTBOX.mkdir(exist_ok=True)
+        env = child_env(settings)
+        worker_log = settings.data_dir / "worker.log"
+        worker = spawn("worker", WORKER_ARGV, env, log=worker_log)
+        children.append(worker)
+        await wait_for_worker(server.client, Settings().task_queue, worker)
+        fitnest = find_executable("fitnest")
+        demo_argv = [str(fitnest), "simulate", "--request", str(DEMO_REQUEST)]
+        print_banner(settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]))
+        demo = spawn("demo negotiation", demo_argv, env)
+        demo.finishes = True
+        children.append(demo)
+        return await supervise(children)
+    except PortsInUseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (DevServerError, ChildFailed) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        stop_all(children)
+
+
+def main() -> None:
+    """Entry point of ``python -m workers.up``."""
+    exit_process(asyncio.run(run_until_signalled(up)))
+
+
+if __name__ == "__main__":
+    main()
