@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import uuid
@@ -259,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fitnest`` command."""
     args = build_parser().parse_args(argv)
+    code = _run(args)
+    # Release the Temporal client (and its native half) now, while the interpreter is whole: left
+    # to interpreter shutdown, collecting it crashes the process about one run in five, with
+    # SIGSEGV or SIGABRT ("PyGILState_Release ... finalizing") after the output was printed,
+    # which replaces the exit code (temporalio/sdk-python#300).
+    gc.collect()
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(args.run(args, Settings()))
     except BadInput as err:

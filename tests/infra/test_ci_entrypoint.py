@@ -30,12 +30,12 @@ def test_makefile_test_target_runs_pytest_from_the_venv():
     assert {"up", "test", "worker", "lint", "bench", "clean"} <= set(phony.group(1).split())
     recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe is not None
-    assert "$(VENV)/bin/python -m pytest $(PYTEST_ARGS)" in recipe.group(1).replace("$(BIN)", "$(VENV)/bin")
+    commands = recipe.group(1).replace("$(BIN)", "$(VENV)/bin")
+    assert "$(VENV)/bin/python -m pytest $(PYTEST_ARGS)" in commands
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_test_dry_run_passes_pytest_args_through():
-    dry = subprocess.run(
-        ["make", "-n", "test", "PYTEST_ARGS=-k probe"], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    argv = ["make", "-n", "test", "PYTEST_ARGS=-k probe"]
+    dry = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True)
     assert dry.stdout.strip().splitlines()[-1] == ".venv/bin/python -m pytest -k probe"

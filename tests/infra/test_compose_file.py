@@ -14,6 +14,7 @@ from workflows.search_attributes import ALL, CLI_TYPES
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 # A secret may only come from the environment: ${VAR} or ${VAR:?message}, never with a default.
+SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker"}
 FROM_ENVIRONMENT = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}$")
 
 
@@ -30,12 +31,19 @@ def environment(service: dict[str, Any]) -> dict[str, str | None]:
     return {key: None if value is None else str(value) for key, value in env.items()}
 
 
+def setting(service: dict[str, Any], key: str) -> str:
+    """One environment value that the file must spell out."""
+    value = environment(service)[key]
+    assert value is not None, f"{key} has no value"
+    return value
+
+
 def test_compose_runs_temporal_on_postgres_with_ui_admin_tools_and_worker(compose):
     services = compose["services"]
-    assert set(services) == {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker"}
+    assert set(services) == SERVICES
     assert services["postgresql"]["image"] == "postgres:16"
     assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
-    assert environment(services["temporal"])["POSTGRES_SEEDS"] == "postgresql"
+    assert setting(services["temporal"], "POSTGRES_SEEDS") == "postgresql"
     assert services["temporal-admin-tools"]["image"].startswith("temporalio/admin-tools:")
     assert services["temporal-ui"]["image"].startswith("temporalio/ui:")
     assert any(str(p).endswith(":8080") for p in services["temporal-ui"]["ports"])
@@ -45,12 +53,10 @@ def test_worker_is_built_from_deploy_dockerfile_and_points_at_the_temporal_servi
     worker = compose["services"]["worker"]
     build = worker["build"]
     assert (ROOT / build["context"] / build["dockerfile"]).is_file()
-    env = environment(worker)
-    host, port = env["FITNEST_TEMPORAL_ADDRESS"].split(":")
+    host, port = setting(worker, "FITNEST_TEMPORAL_ADDRESS").split(":")
     assert host in compose["services"] and port == "7233"
-    assert env["FITNEST_NAMESPACE"] == environment(compose["services"]["temporal-admin-tools"])[
-        "FITNEST_NAMESPACE"
-    ]
+    admin = compose["services"]["temporal-admin-tools"]
+    assert setting(worker, "FITNEST_NAMESPACE") == setting(admin, "FITNEST_NAMESPACE")
     dockerfile = (ROOT / build["dockerfile"]).read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert 'CMD ["python", "-m", "workers.worker"]' in dockerfile
@@ -71,7 +77,8 @@ def test_worker_starts_after_the_cluster_is_healthy_and_attributes_are_registere
 
 def test_admin_tools_register_exactly_the_search_attributes_the_code_declares(compose):
     admin = compose["services"]["temporal-admin-tools"]
-    declared = dict(pair.split("=") for pair in environment(admin)["FITNEST_SEARCH_ATTRIBUTES"].split())
+    pairs = setting(admin, "FITNEST_SEARCH_ATTRIBUTES").split()
+    declared = dict(pair.split("=", 1) for pair in pairs)
     assert declared == {key.name: CLI_TYPES[key.indexed_value_type.name] for key in ALL}
     script = admin["entrypoint"][-1]
     mounts = {m.split(":")[1]: m.split(":")[0] for m in admin["volumes"]}

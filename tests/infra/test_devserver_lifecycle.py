@@ -64,6 +64,10 @@ def expected(keys: tuple[SearchAttributeKey, ...] = ALL) -> dict[str, int]:
     return {key.name: int(key.indexed_value_type) for key in keys}
 
 
+def registered_subset(found: dict[str, int], wanted: dict[str, int]) -> bool:
+    return {name: found.get(name) for name in wanted} == wanted
+
+
 @pytest.fixture(scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """One dev server, as `make up` runs it (with the Web UI), for the checks that keep it up."""
@@ -76,12 +80,14 @@ async def test_state_and_search_attributes_survive_a_restart(tmp_path):
     first = settings_for(tmp_path)
     # The first start knows one attribute less, as an older checkout would have.
     server = await start(first, search_attributes=ALL[:-1])
-    assert registered_subset(await registered(server.client), expected(ALL[:-1]))
-    workflow_id = f"parked-{uuid.uuid4()}"
-    await server.client.start_workflow(
-        "NoWorkerRunsThis", id=workflow_id, task_queue="nobody-polls-this"
-    )
-    assert server.stop() == 0
+    try:
+        assert registered_subset(await registered(server.client), expected(ALL[:-1]))
+        workflow_id = f"parked-{uuid.uuid4()}"
+        await server.client.start_workflow(
+            "NoWorkerRunsThis", id=workflow_id, task_queue="nobody-polls-this"
+        )
+    finally:
+        assert server.stop() == 0
 
     # Same db file, new ports; the server ignores --search-attribute on an existing file,
     # so the missing attribute arrives through start()'s reconciliation.
@@ -97,10 +103,6 @@ async def test_state_and_search_attributes_survive_a_restart(tmp_path):
         assert server.stop() == 0
 
 
-def registered_subset(found: dict[str, int], wanted: dict[str, int]) -> bool:
-    return {name: found.get(name) for name in wanted} == wanted
-
-
 async def test_fresh_server_has_every_search_attribute_and_the_web_ui(server):
     assert registered_subset(await registered(server.client), expected())
     with urllib.request.urlopen(server.settings.ui_url, timeout=5) as page:
@@ -109,7 +111,8 @@ async def test_fresh_server_has_every_search_attribute_and_the_web_ui(server):
 
 async def test_attribute_registered_with_another_type_is_refused(server):
     deal_value_as_keyword = SearchAttributeKey.for_keyword("DealValue")
-    with pytest.raises(DevServerError, match="DealValue is registered as INDEXED_VALUE_TYPE_DOUBLE"):
+    refusal = "DealValue is registered as INDEXED_VALUE_TYPE_DOUBLE"
+    with pytest.raises(DevServerError, match=refusal):
         await ensure_search_attributes(server.client, "default", [deal_value_as_keyword])
 
 
