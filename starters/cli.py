@@ -20,11 +20,18 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from negotiation.models import CounterpartyResponse, HumanDecision, NegotiationRequest, NegotiationStatus, Verdict
+from negotiation.models import (
+    CounterpartyResponse,
+    HumanDecision,
+    NegotiationRequest,
+    NegotiationStatus,
+    Verdict,
+)
 from negotiation.terms import Offer, Terms
 from starters import client as api
 from starters.simulate import Personality, SimulatedCounterparty, play
 from workers.client import connect
+from workers.process import exit_process
 from workers.settings import Settings
 
 EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_FOUND = 1, 2, 3
@@ -288,5 +295,10 @@ def _run(args: argparse.Namespace) -> int:
         return 130
 
 
+def run() -> None:
+    """Console-script entry point: exits without interpreter finalization (see exit_process)."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -141,9 +141,17 @@ async def get_result(client: Client, negotiation_id: str) -> NegotiationResult:
 
 
 async def cancel(client: Client, negotiation_id: str) -> None:
-    """Ask the negotiation to end as cancelled."""
+    """Ask the negotiation to end as cancelled; NegotiationClosed when it has ended already."""
+    handle = client.get_workflow_handle(negotiation_id)
     try:
-        await client.get_workflow_handle(negotiation_id).cancel()
+        # The server accepts cancelling a closed workflow and ignores it silently: look first.
+        desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            state = desc.status.name.lower() if desc.status else "closed"
+            raise NegotiationClosed(
+                f"negotiation {negotiation_id} is closed ({state}); it cannot be cancelled"
+            )
+        await handle.cancel()
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err
 

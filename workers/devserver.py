@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, NoReturn
+from typing import IO, Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
+from workers.process import exit_process
 from workflows.search_attributes import ALL, CLI_TYPES
 
 Durability = Literal["fast", "safe"]
@@ -408,18 +409,6 @@ async def _serve(settings: DevServerSettings) -> int:
         return 1
     finally:
         server.stop()
-
-
-def exit_process(code: int) -> NoReturn:
-    """Exit with ``code`` once the children are stopped, skipping interpreter finalization.
-
-    With temporalio 1.35 on Python 3.11, a process that made a Client aborts at exit about one
-    time in three (``PyGILState_Release: thread state ... must be current``, SIGABRT or SIGSEGV;
-    temporalio/sdk-python#300): the Rust runtime's threads outlive the interpreter.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def main() -> None:

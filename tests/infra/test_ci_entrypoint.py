@@ -36,6 +36,8 @@ def test_makefile_test_target_runs_pytest_from_the_venv():
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_test_dry_run_passes_pytest_args_through():
-    argv = ["make", "-n", "test", "PYTEST_ARGS=-k probe"]
-    dry = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True)
+    # Under `make test` the parent make's MAKEFLAGS/MAKELEVEL would leak in; start clean.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    argv = ["make", "--no-print-directory", "-n", "test", "PYTEST_ARGS=-k probe"]
+    dry = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert dry.stdout.strip().splitlines()[-1] == ".venv/bin/python -m pytest -k probe"

@@ -33,4 +33,4 @@ async def fitnest(
         ledger_dir=workdir / "ledger",
     )
     async with build_worker(dev_env.client, settings, task_queue=task_queue):
-        yield Fitnest(address, task_queue, workdir, workdir / "outbox")
+        yield Fitnest(dev_env.client, task_queue, workdir, workdir / "outbox")

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from negotiation.models import NegotiationRequest
+from negotiation.models import Movement, NegotiationRequest
 from starters import client as api
 from tests.workflows.harness import Negotiation
 from workers.settings import Settings
@@ -19,7 +21,7 @@ from workers.worker import build_worker
 Starter = Callable[[NegotiationRequest], Awaitable[Negotiation]]
 
 
-def test_settings(tmp_path: Path) -> Settings:
+def worker_settings(tmp_path: Path) -> Settings:
     """Settings for a test worker: notifications to an outbox in the test's folder."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -31,7 +33,7 @@ def test_settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def start(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Starter]:
     """Start negotiations on the time-skipping server, served by a fresh worker."""
-    settings = test_settings(tmp_path)
+    settings = worker_settings(tmp_path)
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
 
     async def starter(request: NegotiationRequest) -> Negotiation:
@@ -44,7 +46,21 @@ async def start(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[St
             request = NegotiationRequest.model_validate(data)
         receipt = await api.start_negotiation(ts_env.client, request, task_queue=task_queue)
         assert receipt.started
+        started.append(request.negotiation_id)
         return Negotiation(ts_env.client, request, settings.outbox_dir or tmp_path, ts_env)
 
+    started: list[str] = []
     async with build_worker(ts_env.client, settings, task_queue=task_queue):
         yield starter
+        # The time-skipping server skips time only when no workflow anywhere has work outstanding:
+        # a negotiation left open without its worker would stall every later test's clock.
+        # The test server does not apply parent-close policies, so movements are ended one by one.
+        for negotiation_id in started:
+            for workflow_id in [negotiation_id, *(f"{negotiation_id}/{m.value}" for m in Movement)]:
+                handle = ts_env.client.get_workflow_handle(workflow_id)
+                try:
+                    running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+                except RPCError:
+                    continue  # this movement never played
+                if running:
+                    await handle.terminate(reason="test finished")
