@@ -39,7 +39,9 @@ def rejection_reason(
     if card is None:
         return f"{decision.approver} is not a participant in this negotiation"
     if card.role != request.role:
-        return f"{card.name} holds the role {card.role.value}; this request needs {request.role.value}"
+        return (
+            f"{card.name} holds the role {card.role.value}; this request needs {request.role.value}"
+        )
     if card.authority_limit < request.required_authority:
         return f"{card.name}'s authority limit is below what request {request.request_id} requires"
     if mandate is not None and decision.revised_terms is not None:

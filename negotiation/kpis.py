@@ -34,9 +34,13 @@ def deal_quality(terms: Terms, mandate: Mandate, deal_type: DealType, policy: Po
     """A score from 0 to 100: profitability (50%), risk (30%) and feasibility (20%)."""
     bounds = mandate.bounds()
     economic = [_score(terms.value_of(t), bounds[t]) for t in _ECONOMIC if t in bounds]
-    profitability = sum(economic) / len(economic) if economic else Decimal(100)
+    profitability = sum(economic, Decimal(0)) / len(economic) if economic else Decimal(100)
     risk = Decimal(100 - review_clauses(terms, deal_type, policy).risk_score)
-    feasibility = _score(terms.value_of("term_months"), bounds["term_months"]) if "term_months" in bounds else Decimal(100)
+    feasibility = (
+        _score(terms.value_of("term_months"), bounds["term_months"])
+        if "term_months" in bounds
+        else Decimal(100)
+    )
     feasibility = max(Decimal(0), feasibility - 10 * len(terms.non_standard_clauses))
     total = profitability * Decimal("0.5") + risk * Decimal("0.3") + feasibility * Decimal("0.2")
     return int(total.quantize(Decimal(1)))
@@ -55,10 +59,14 @@ def assess_compliance(
         approvals = [
             d
             for d in decisions
-            if d.role == need.role and d.verdict == Verdict.APPROVE and d.terms_version == terms_version
+            if d.role == need.role
+            and d.verdict == Verdict.APPROVE
+            and d.terms_version == terms_version
         ]
         if not approvals:
-            violations.append(f"no {need.role.value} approval on terms version {terms_version} ({need.reason})")
+            violations.append(
+                f"no {need.role.value} approval on terms version {terms_version} ({need.reason})"
+            )
             continue
         # Only an approval with enough authority counts, so it is that one that must be in time.
         sufficient = [d for d in approvals if d.approver_authority >= need.min_authority]
@@ -87,7 +95,8 @@ def compute_kpis(
     return Kpis(
         cycle_time_seconds=(closed_at - started_at).total_seconds(),
         movement_seconds={
-            s.movement.value: ((s.ended_at or closed_at) - s.started_at).total_seconds() for s in spans
+            s.movement.value: ((s.ended_at or closed_at) - s.started_at).total_seconds()
+            for s in spans
         },
         rounds=rounds,
         deal_quality=quality,

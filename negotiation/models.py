@@ -94,11 +94,15 @@ class RoleCard(BaseModel):
     name: Identifier = Field(description="Unique participant id; approvers decide under this name.")
     role: Role = Field(description="The participant's part in the negotiation.")
     authority_limit: Decimal = Field(
-        default=Decimal(0), ge=0, description="Largest total contract value this person may approve."
+        default=Decimal(0),
+        ge=0,
+        description="Largest total contract value this person may approve.",
     )
     email: Email = Field(description="Where notifications and decision requests go.")
     contribution: str = Field(default="", max_length=500, description="What this person brings.")
-    duties: tuple[str, ...] = Field(default=(), description="Communication duties, e.g. 'weekly update'.")
+    duties: tuple[str, ...] = Field(
+        default=(), description="Communication duties, e.g. 'weekly update'."
+    )
 
 
 class Counterparty(BaseModel):
@@ -106,7 +110,9 @@ class Counterparty(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=120, description="Organisation name (shown to operators).")
+    name: str = Field(
+        min_length=1, max_length=120, description="Organisation name (shown to operators)."
+    )
     email: Email = Field(description="Contact address for offers.")
 
 
@@ -120,7 +126,9 @@ class NegotiationRequest(BaseModel):
     )
     deal_type: DealType = Field(description="Kind of deal.")
     counterparty: Counterparty = Field(description="The other party.")
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code of all amounts.")
+    currency: str = Field(
+        pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code of all amounts."
+    )
     opening_terms: Terms = Field(description="Our opening offer; must lie within the mandate.")
     mandate: Mandate = Field(description="Target and walk-away terms, maximum rounds and deadline.")
     participants: tuple[RoleCard, ...] = Field(min_length=1, description="Role cards of our team.")
@@ -168,9 +176,15 @@ class CounterpartyResponse(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message_id: str = Field(min_length=1, max_length=128, description="Unique id; a repeat changes nothing.")
-    sequence: int = Field(ge=1, description="The counterparty's message number; older than the last is stale.")
-    action: CounterpartyAction = Field(description="accept, counter, reject, withdraw, or sign (in closure).")
+    message_id: str = Field(
+        min_length=1, max_length=128, description="Unique id; a repeat changes nothing."
+    )
+    sequence: int = Field(
+        ge=1, description="The counterparty's message number; older than the last is stale."
+    )
+    action: CounterpartyAction = Field(
+        description="accept, counter, reject, withdraw, or sign (in closure)."
+    )
     terms: Terms | None = Field(default=None, description="Their terms; required with 'counter'.")
     note: str = Field(default="", max_length=2000, description="Free text from the counterparty.")
 
@@ -194,15 +208,25 @@ class HumanDecision(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message_id: str = Field(min_length=1, max_length=128, description="Unique id; a repeat changes nothing.")
-    request_id: str = Field(min_length=1, max_length=128, description="The decision request answered.")
-    approver: str = Field(min_length=1, max_length=128, description="Participant name of the decider.")
+    message_id: str = Field(
+        min_length=1, max_length=128, description="Unique id; a repeat changes nothing."
+    )
+    request_id: str = Field(
+        min_length=1, max_length=128, description="The decision request answered."
+    )
+    approver: str = Field(
+        min_length=1, max_length=128, description="Participant name of the decider."
+    )
     verdict: Verdict = Field(description="approve, reject, or revise (with revised terms).")
     terms_version: int | None = Field(
-        default=None, ge=1, description="Terms version decided on; defaults to the request's version."
+        default=None,
+        ge=1,
+        description="Terms version decided on; defaults to the request's version.",
     )
     comment: str = Field(default="", max_length=2000, description="Why.")
-    revised_terms: Terms | None = Field(default=None, description="Our counter; required with 'revise'.")
+    revised_terms: Terms | None = Field(
+        default=None, description="Our counter; required with 'revise'."
+    )
 
     @model_validator(mode="after")
     def _terms_with_revise(self) -> HumanDecision:
@@ -228,18 +252,25 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    request_id: str = Field(description="Unique within the negotiation; derived from movement and round.")
+    request_id: str = Field(
+        description="Unique within the negotiation; derived from movement and round."
+    )
     kind: DecisionKind = Field(description="What is to be decided.")
     role: Role = Field(description="Role that must decide.")
-    required_authority: Decimal = Field(default=Decimal(0), description="Minimum authority limit of the decider.")
+    required_authority: Decimal = Field(
+        default=Decimal(0), description="Minimum authority limit of the decider."
+    )
     reason: str = Field(description="Why this decision is needed (no deal terms).")
     terms_version: int = Field(ge=1, description="The terms version the decision is about.")
     movement: Movement = Field(description="Movement that asked.")
     created_at: datetime = Field(description="When it was asked.")
     due_at: datetime | None = Field(default=None, description="When an answer is due.")
-    suggestion: Terms | None = Field(default=None, description="The strategy's suggested counter, if any.")
+    suggestion: Terms | None = Field(
+        default=None, description="The strategy's suggested counter, if any."
+    )
     verdicts: tuple[Verdict, ...] = Field(
-        default=(Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE), description="Answers this request takes."
+        default=(Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE),
+        description="Answers this request takes.",
     )
 
 
@@ -252,7 +283,9 @@ class DecisionRecord(BaseModel):
     kind: DecisionKind = Field(description="What was decided.")
     role: Role = Field(description="Role the request required.")
     approver: str = Field(description="Who decided (participant name, or 'policy' when automatic).")
-    approver_authority: Decimal = Field(default=Decimal(0), description="Their authority limit at the time.")
+    approver_authority: Decimal = Field(
+        default=Decimal(0), description="Their authority limit at the time."
+    )
     verdict: Verdict = Field(description="The answer.")
     terms_version: int = Field(description="Terms version decided on.")
     comment: str = Field(default="", description="Why.")
@@ -279,8 +312,12 @@ class Review(BaseModel):
     kind: str = Field(description="'legal' or 'finance'.")
     terms_version: int = Field(description="Terms version reviewed.")
     passed: bool = Field(description="No human sign-off needed.")
-    required_role: Role | None = Field(default=None, description="Who must sign off when not passed.")
-    required_authority: Decimal = Field(default=Decimal(0), description="Authority that must sign off.")
+    required_role: Role | None = Field(
+        default=None, description="Who must sign off when not passed."
+    )
+    required_authority: Decimal = Field(
+        default=Decimal(0), description="Authority that must sign off."
+    )
     risk_score: int = Field(default=0, ge=0, le=100, description="0 (none) to 100 (severe).")
     findings: tuple[str, ...] = Field(default=(), description="Short findings, no amounts.")
     at: datetime = Field(description="When it completed.")
@@ -327,12 +364,16 @@ class Kpis(BaseModel):
     """The measures every negotiation yields."""
 
     cycle_time_seconds: float = Field(description="From start to close.")
-    movement_seconds: dict[str, float] = Field(default_factory=dict, description="Duration of each movement.")
+    movement_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Duration of each movement."
+    )
     rounds: int = Field(description="Counteroffer rounds played.")
     deal_quality: int | None = Field(description="0-100 for an agreed deal; None otherwise.")
     human_decisions: int = Field(description="Decisions taken by people.")
     automated_responses: int = Field(description="Counteroffers answered by the strategy.")
-    internal_efficiency: float = Field(description="Share of offers answered without a person (0-1).")
+    internal_efficiency: float = Field(
+        description="Share of offers answered without a person (0-1)."
+    )
     compliance: Compliance = Field(description="Policy compliance of the decisions taken.")
     stakeholder_satisfaction: float | None = Field(
         default=None, description="Mean retrospective score 1-5, None until answered."

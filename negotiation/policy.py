@@ -23,9 +23,13 @@ class ValueTier(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(description="Name shown to people, e.g. 'elevated'.")
-    up_to: Decimal | None = Field(description="Upper bound of total contract value; None for the last tier.")
+    up_to: Decimal | None = Field(
+        description="Upper bound of total contract value; None for the last tier."
+    )
     approvers: tuple[Role, ...] = Field(description="Roles that approve commitments in this tier.")
-    decision_due_hours: int = Field(default=24, ge=1, description="How long an approver has to answer.")
+    decision_due_hours: int = Field(
+        default=24, ge=1, description="How long an approver has to answer."
+    )
 
 
 class PlaybookRules(BaseModel):
@@ -33,9 +37,15 @@ class PlaybookRules(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    automated_max_value: Decimal = Field(default=Decimal(100_000), description="Automated up to this value.")
-    automated_max_complexity: int = Field(default=0, ge=0, description="...and up to this complexity.")
-    ensemble_min_value: Decimal = Field(default=Decimal(1_000_000), description="Ensemble from this value.")
+    automated_max_value: Decimal = Field(
+        default=Decimal(100_000), description="Automated up to this value."
+    )
+    automated_max_complexity: int = Field(
+        default=0, ge=0, description="...and up to this complexity."
+    )
+    ensemble_min_value: Decimal = Field(
+        default=Decimal(1_000_000), description="Ensemble from this value."
+    )
     ensemble_min_complexity: int = Field(default=2, ge=1, description="...or from this complexity.")
 
 
@@ -44,8 +54,15 @@ class ConcessionPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    first_step: Decimal = Field(default=Decimal("0.5"), gt=0, le=1, description="Share of the gap conceded in round 1.")
-    decay: Decimal = Field(default=Decimal("0.6"), gt=0, lt=1, description="Each round concedes this share of the last.")
+    first_step: Decimal = Field(
+        default=Decimal("0.5"), gt=0, le=1, description="Share of the gap conceded in round 1."
+    )
+    decay: Decimal = Field(
+        default=Decimal("0.6"),
+        gt=0,
+        lt=1,
+        description="Each round concedes this share of the last.",
+    )
 
 
 class FinanceMatrix(BaseModel):
@@ -53,12 +70,24 @@ class FinanceMatrix(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_discount_pct: Decimal = Field(default=Decimal(20), description="Discount finance accepts unasked.")
-    max_payment_days: int = Field(default=60, description="Payment days finance accepts unasked (sell side).")
-    min_payment_days: int = Field(default=30, description="Payment days we must at least get (buy side).")
-    min_margin_pct: Decimal = Field(default=Decimal(25), description="Lowest margin accepted unasked (sell side).")
-    cost_ratio: Decimal = Field(default=Decimal("0.55"), description="Our cost as a share of list price.")
-    capital_cost_pct: Decimal = Field(default=Decimal(8), description="Yearly cost of capital, for payment terms.")
+    max_discount_pct: Decimal = Field(
+        default=Decimal(20), description="Discount finance accepts unasked."
+    )
+    max_payment_days: int = Field(
+        default=60, description="Payment days finance accepts unasked (sell side)."
+    )
+    min_payment_days: int = Field(
+        default=30, description="Payment days we must at least get (buy side)."
+    )
+    min_margin_pct: Decimal = Field(
+        default=Decimal(25), description="Lowest margin accepted unasked (sell side)."
+    )
+    cost_ratio: Decimal = Field(
+        default=Decimal("0.55"), description="Our cost as a share of list price."
+    )
+    capital_cost_pct: Decimal = Field(
+        default=Decimal(8), description="Yearly cost of capital, for payment terms."
+    )
 
 
 class ClausePlaybook(BaseModel):
@@ -74,8 +103,12 @@ class ClausePlaybook(BaseModel):
         default=("unlimited_liability", "ip_assignment", "uncapped_indemnity"),
         description="Never acceptable without counsel overriding.",
     )
-    standard_liability_max: Decimal = Field(default=Decimal(1), description="Cap multiple counsel accepts unasked.")
-    fallback_liability_max: Decimal = Field(default=Decimal(3), description="Cap multiple acceptable with counsel.")
+    standard_liability_max: Decimal = Field(
+        default=Decimal(1), description="Cap multiple counsel accepts unasked."
+    )
+    fallback_liability_max: Decimal = Field(
+        default=Decimal(3), description="Cap multiple acceptable with counsel."
+    )
 
 
 class Policy(BaseModel):
@@ -83,11 +116,15 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: str = Field(default="default-1", description="Shown in the history, so decisions can be audited.")
+    version: str = Field(
+        default="default-1", description="Shown in the history, so decisions can be audited."
+    )
     value_tiers: tuple[ValueTier, ...] = Field(
         default=(
             ValueTier(name="standard", up_to=Decimal(100_000), approvers=(Role.DEAL_OWNER,)),
-            ValueTier(name="elevated", up_to=Decimal(1_000_000), approvers=(Role.DEAL_OWNER, Role.FINANCE)),
+            ValueTier(
+                name="elevated", up_to=Decimal(1_000_000), approvers=(Role.DEAL_OWNER, Role.FINANCE)
+            ),
             ValueTier(
                 name="strategic",
                 up_to=None,
@@ -113,9 +150,12 @@ class Policy(BaseModel):
     finance: FinanceMatrix = Field(default_factory=FinanceMatrix)
     clauses: ClausePlaybook = Field(default_factory=ClausePlaybook)
     automated_signature_limit: Decimal = Field(
-        default=Decimal(100_000), description="Automated deals up to this value are signed by policy."
+        default=Decimal(100_000),
+        description="Automated deals up to this value are signed by policy.",
     )
-    weekly_checkpoint_days: int = Field(default=7, ge=1, description="Rhythm of the weekly checkpoint.")
+    weekly_checkpoint_days: int = Field(
+        default=7, ge=1, description="Rhythm of the weekly checkpoint."
+    )
 
     @model_validator(mode="after")
     def _tiers_ordered(self) -> Policy:
@@ -141,7 +181,9 @@ class Policy(BaseModel):
 
 def complexity(request: NegotiationRequest) -> int:
     """A small integer: non-standard clauses, partnership structure and a large team add to it."""
-    score = len(request.opening_terms.non_standard_clauses) + len(request.mandate.acceptable_clauses)
+    score = len(request.opening_terms.non_standard_clauses) + len(
+        request.mandate.acceptable_clauses
+    )
     if request.deal_type == DealType.PARTNERSHIP:
         score += 1
     if len(request.participants) > 5:
@@ -220,7 +262,9 @@ def resolve_authority(need: Requirement, participants: Sequence[RoleCard]) -> Re
     if able(need.role):
         return need
     if able(Role.EXECUTIVE):
-        return need.model_copy(update={"role": Role.EXECUTIVE, "reason": f"{need.reason}; escalated for authority"})
+        return need.model_copy(
+            update={"role": Role.EXECUTIVE, "reason": f"{need.reason}; escalated for authority"}
+        )
     top = max(participants, key=lambda p: p.authority_limit)
     return need.model_copy(
         update={

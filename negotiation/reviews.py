@@ -33,8 +33,12 @@ class FinanceFindings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     approved: bool = Field(description="Within the approval matrix; no person needed.")
-    required_role: Role | None = Field(default=None, description="Who must approve when not approved.")
-    required_authority: Decimal = Field(default=Decimal(0), description="Authority the approver needs.")
+    required_role: Role | None = Field(
+        default=None, description="Who must approve when not approved."
+    )
+    required_authority: Decimal = Field(
+        default=Decimal(0), description="Authority the approver needs."
+    )
     margin_pct: Decimal | None = Field(default=None, description="Estimated margin (sell side).")
     payment_cost: Decimal = Field(description="Cost of capital tied up by the payment terms.")
     findings: tuple[str, ...] = Field(default=(), description="Thresholds breached, no amounts.")
@@ -70,7 +74,10 @@ def review_clauses(terms: Terms, deal_type: DealType, policy: Policy) -> LegalFi
         findings.append("liability cap is a fallback position")
         risk, must_sign = risk + 20, True
     return LegalFindings(
-        findings=tuple(findings), risk_score=min(risk, 100), counsel_must_sign=must_sign, unacceptable=unacceptable
+        findings=tuple(findings),
+        risk_score=min(risk, 100),
+        counsel_must_sign=must_sign,
+        unacceptable=unacceptable,
     )
 
 
@@ -78,7 +85,9 @@ def review_finance(terms: Terms, deal_type: DealType, policy: Policy) -> Finance
     """Margin, discount and the cost of payment terms against the approval matrix."""
     matrix = policy.finance
     value = terms.total_contract_value
-    payment_cost = (value * matrix.capital_cost_pct / 100 * terms.payment_days / 365).quantize(Decimal("0.01"))
+    payment_cost = (value * matrix.capital_cost_pct / 100 * terms.payment_days / 365).quantize(
+        Decimal("0.01")
+    )
     findings: list[str] = []
     margin: Decimal | None = None
     if deal_type in SELL_SIDE:
@@ -87,8 +96,12 @@ def review_finance(terms: Terms, deal_type: DealType, policy: Policy) -> Finance
         if terms.payment_days > matrix.max_payment_days:
             findings.append("payment days above the approval matrix")
         if value > 0:
-            list_price = value / (1 - terms.discount_pct / 100) if terms.discount_pct < 100 else value
-            margin = ((value - list_price * matrix.cost_ratio - payment_cost) / value * 100).quantize(Decimal("0.1"))
+            list_price = (
+                value / (1 - terms.discount_pct / 100) if terms.discount_pct < 100 else value
+            )
+            margin = (
+                (value - list_price * matrix.cost_ratio - payment_cost) / value * 100
+            ).quantize(Decimal("0.1"))
             if margin < matrix.min_margin_pct:
                 findings.append("margin below the approval matrix")
     elif terms.payment_days < matrix.min_payment_days:

@@ -55,7 +55,12 @@ def _toward_us(value: Decimal, bound: TermBound, integer: bool) -> Decimal:
 
 
 def _concede(
-    term: str, bound: TermBound, ours: Decimal, theirs: Decimal, rate: Decimal, previous: Decimal | None
+    term: str,
+    bound: TermBound,
+    ours: Decimal,
+    theirs: Decimal,
+    rate: Decimal,
+    previous: Decimal | None,
 ) -> Decimal:
     """Our next value on one term: a step toward theirs, never past the walk-away."""
     if not bound.better(ours, theirs):
@@ -82,7 +87,9 @@ def respond(
     state = state or StrategyState()
     ev = evaluate(theirs, mandate)
     if ev.overall == Position.MEETS_TARGET:
-        return Move(kind=MoveKind.ACCEPT, reason="their offer meets the target on every term", state=state)
+        return Move(
+            kind=MoveKind.ACCEPT, reason="their offer meets the target on every term", state=state
+        )
     if ev.overall == Position.BEYOND_WALK_AWAY:
         return Move(
             kind=MoveKind.ESCALATE,
@@ -95,7 +102,13 @@ def respond(
     rate = pace.first_step * pace.decay ** (round_no - 1)
     changes: dict[str, object] = {}
     concessions = dict(state.last_concession)
-    for term in ("total_contract_value", "discount_pct", "payment_days", "term_months", "liability_cap_multiple"):
+    for term in (
+        "total_contract_value",
+        "discount_pct",
+        "payment_days",
+        "term_months",
+        "liability_cap_multiple",
+    ):
         bound = mandate.bounds().get(term)
         our_v, their_v = ours.value_of(term), theirs.value_of(term)
         if bound is None:

@@ -42,18 +42,32 @@ class Terms(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     total_contract_value: Decimal = Field(
-        ge=0, le=Decimal("1e12"), decimal_places=2, description="Total contract value, in the deal currency."
+        ge=0,
+        le=Decimal("1e12"),
+        decimal_places=2,
+        description="Total contract value, in the deal currency.",
     )
     discount_pct: Decimal = Field(
-        default=Decimal(0), ge=0, le=100, decimal_places=2, description="Discount off list price, in percent."
+        default=Decimal(0),
+        ge=0,
+        le=100,
+        decimal_places=2,
+        description="Discount off list price, in percent.",
     )
-    payment_days: int = Field(default=30, ge=0, le=365, description="Payment due this many days after invoice.")
+    payment_days: int = Field(
+        default=30, ge=0, le=365, description="Payment due this many days after invoice."
+    )
     term_months: int = Field(default=12, ge=1, le=120, description="Contract duration in months.")
     liability_cap_multiple: Decimal = Field(
-        default=Decimal(1), ge=0, le=100, decimal_places=2, description="Liability cap as a multiple of annual fees."
+        default=Decimal(1),
+        ge=0,
+        le=100,
+        decimal_places=2,
+        description="Liability cap as a multiple of annual fees.",
     )
     non_standard_clauses: tuple[ClauseId, ...] = Field(
-        default=(), description="Ids of clauses outside our standard contract (e.g. 'mfn', 'source_escrow')."
+        default=(),
+        description="Ids of clauses outside our standard contract (e.g. 'mfn', 'source_escrow').",
     )
 
     def value_of(self, term: str) -> Decimal:
@@ -93,17 +107,27 @@ class Mandate(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     total_contract_value: TermBound = Field(description="Bounds on the total contract value.")
-    discount_pct: TermBound | None = Field(default=None, description="Bounds on the discount, if negotiated.")
-    payment_days: TermBound | None = Field(default=None, description="Bounds on payment days, if negotiated.")
-    term_months: TermBound | None = Field(default=None, description="Bounds on the duration, if negotiated.")
+    discount_pct: TermBound | None = Field(
+        default=None, description="Bounds on the discount, if negotiated."
+    )
+    payment_days: TermBound | None = Field(
+        default=None, description="Bounds on payment days, if negotiated."
+    )
+    term_months: TermBound | None = Field(
+        default=None, description="Bounds on the duration, if negotiated."
+    )
     liability_cap_multiple: TermBound | None = Field(
         default=None, description="Bounds on the liability cap, if negotiated."
     )
     acceptable_clauses: tuple[ClauseId, ...] = Field(
         default=(), description="Non-standard clauses the team may accept within the mandate."
     )
-    max_rounds: int = Field(default=10, ge=1, le=1000, description="Counteroffer rounds before we walk away.")
-    deadline: datetime = Field(description="When the negotiation expires if not agreed (timezone-aware).")
+    max_rounds: int = Field(
+        default=10, ge=1, le=1000, description="Counteroffer rounds before we walk away."
+    )
+    deadline: datetime = Field(
+        description="When the negotiation expires if not agreed (timezone-aware)."
+    )
 
     @model_validator(mode="after")
     def _deadline_is_aware(self) -> Mandate:

@@ -94,12 +94,17 @@ def render_status(s: NegotiationStatus) -> str:
         lines.append("  waiting for:")
         for p in s.pending_decisions:
             due = p.due_at.isoformat(timespec="minutes") if p.due_at else "-"
-            lines.append(f"    {p.request_id}: {p.role.value} ({p.kind.value}, v{p.terms_version}, due {due}) - {p.reason}")
+            lines.append(
+                f"    {p.request_id}: {p.role.value} ({p.kind.value}, v{p.terms_version}, due {due}) - {p.reason}"
+            )
     if s.rejected_messages:
         lines.append("  rejected messages:")
         lines.extend(f"    {r.message_id or '?'}: {r.reason}" for r in s.rejected_messages[-5:])
     lines.append("  recent:")
-    lines.extend(f"    {e.at.isoformat(timespec='seconds')} [{e.movement.value}] {e.text}" for e in s.timeline[-8:])
+    lines.extend(
+        f"    {e.at.isoformat(timespec='seconds')} [{e.movement.value}] {e.text}"
+        for e in s.timeline[-8:]
+    )
     return "\n".join(lines)
 
 
@@ -112,7 +117,10 @@ async def _start(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect(settings)
     receipt = await api.start_negotiation(client, request, task_queue=settings.task_queue)
     if not receipt.started:
-        print(f"negotiation {receipt.negotiation_id} already exists; nothing was started", file=sys.stderr)
+        print(
+            f"negotiation {receipt.negotiation_id} already exists; nothing was started",
+            file=sys.stderr,
+        )
         return EXIT_REFUSED
     print(receipt.negotiation_id)
     return 0
@@ -156,7 +164,9 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return 0
-    print(f"{'NEGOTIATION':36} {'STATUS':10} {'MOVEMENT':12} {'PLAYBOOK':24} {'OUTCOME':12} AWAITING")
+    print(
+        f"{'NEGOTIATION':36} {'STATUS':10} {'MOVEMENT':12} {'PLAYBOOK':24} {'OUTCOME':12} AWAITING"
+    )
     for r in rows:
         print(
             f"{r.negotiation_id:36} {r.status:10} {r.movement or '-':12} {r.playbook or '-':24} "
@@ -187,7 +197,9 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.request and not args.negotiation_ids:
         raise BadInput("give --request FILE to start new negotiations, or negotiation ids to play")
     client = await connect(settings)
-    template = _parse(NegotiationRequest, _load(args.request), args.request) if args.request else None
+    template = (
+        _parse(NegotiationRequest, _load(args.request), args.request) if args.request else None
+    )
     ids = list(args.negotiation_ids)
     if template is not None:
         now = datetime.now(UTC)
@@ -208,13 +220,18 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         for i, nid in enumerate(ids)
     ]
     for result in await asyncio.gather(*games):
-        print(f"{result.negotiation_id}: {result.outcome or 'still open'} after {result.rounds} rounds", flush=True)
+        print(
+            f"{result.negotiation_id}: {result.outcome or 'still open'} after {result.rounds} rounds",
+            flush=True,
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="fitnest", description="Run business negotiations on Temporal.")
+    parser = argparse.ArgumentParser(
+        prog="fitnest", description="Run business negotiations on Temporal."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("start", help="start a negotiation from a request file (JSON or YAML)")
@@ -233,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verdict", required=True, choices=[v.value for v in Verdict])
     p.add_argument("--comment")
     p.add_argument("--terms", help="file with revised terms (with --verdict revise)")
-    p.add_argument("--terms-version", type=int, help="the terms version decided on (default: the request's)")
+    p.add_argument(
+        "--terms-version", type=int, help="the terms version decided on (default: the request's)"
+    )
     p.add_argument("--message-id", help="idempotency key (default: a new one)")
     p.set_defaults(run=_decide)
 
@@ -243,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_status)
 
     p = sub.add_parser("list", help="list negotiations")
-    p.add_argument("--query", help="extra visibility filter, e.g. \"NegotiationPlaybook = 'automated'\"")
+    p.add_argument(
+        "--query", help="extra visibility filter, e.g. \"NegotiationPlaybook = 'automated'\""
+    )
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_list)
@@ -257,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request", help="start new negotiations from this request file")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--personality", choices=[x.value for x in Personality], default="agreeable")
-    p.add_argument("--approve", action="store_true", help="approve pending decisions as the request's participants")
+    p.add_argument(
+        "--approve",
+        action="store_true",
+        help="approve pending decisions as the request's participants",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=600.0)
     p.set_defaults(run=_simulate)

@@ -74,10 +74,14 @@ async def start_negotiation(
         )
     except WorkflowAlreadyStartedError:
         return StartReceipt(negotiation_id=request.negotiation_id, started=False)
-    return StartReceipt(negotiation_id=request.negotiation_id, started=True, run_id=handle.result_run_id)
+    return StartReceipt(
+        negotiation_id=request.negotiation_id, started=True, run_id=handle.result_run_id
+    )
 
 
-async def _closed_or_missing(client: Client, negotiation_id: str, err: RPCError) -> NegotiationError:
+async def _closed_or_missing(
+    client: Client, negotiation_id: str, err: RPCError
+) -> NegotiationError:
     if err.status != RPCStatusCode.NOT_FOUND:
         raise err
     try:
@@ -87,10 +91,14 @@ async def _closed_or_missing(client: Client, negotiation_id: str, err: RPCError)
             return NegotiationNotFound(f"no negotiation {negotiation_id}")
         raise
     state = desc.status.name.lower() if desc.status else "closed"
-    return NegotiationClosed(f"negotiation {negotiation_id} is closed ({state}); it takes no more messages")
+    return NegotiationClosed(
+        f"negotiation {negotiation_id} is closed ({state}); it takes no more messages"
+    )
 
 
-async def send_response(client: Client, negotiation_id: str, response: CounterpartyResponse) -> None:
+async def send_response(
+    client: Client, negotiation_id: str, response: CounterpartyResponse
+) -> None:
     """Deliver a counterparty response (a signal: kept until a movement takes it)."""
     try:
         await client.get_workflow_handle(negotiation_id).signal(
@@ -103,7 +111,9 @@ async def send_response(client: Client, negotiation_id: str, response: Counterpa
 async def send_decision(client: Client, negotiation_id: str, decision: HumanDecision) -> None:
     """Deliver a decision without waiting for an answer (a signal); refusals are recorded in the status."""
     try:
-        await client.get_workflow_handle(negotiation_id).signal(NegotiationWorkflow.human_decision, decision)
+        await client.get_workflow_handle(negotiation_id).signal(
+            NegotiationWorkflow.human_decision, decision
+        )
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err
 
@@ -113,7 +123,9 @@ async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -
     handle = client.get_workflow_handle(negotiation_id)
     try:
         return await handle.execute_update(
-            NegotiationWorkflow.decide, decision, id=decision.message_id, result_type=DecisionReceipt
+            NegotiationWorkflow.decide,
+            decision,
+            id=decision.message_id,
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -126,9 +138,7 @@ async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -
 async def get_status(client: Client, negotiation_id: str) -> NegotiationStatus:
     """The negotiation's status, open or closed."""
     try:
-        return await client.get_workflow_handle(negotiation_id).query(
-            NegotiationWorkflow.status, result_type=NegotiationStatus
-        )
+        return await client.get_workflow_handle(negotiation_id).query(NegotiationWorkflow.status)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise NegotiationNotFound(f"no negotiation {negotiation_id}") from err
@@ -169,15 +179,17 @@ class NegotiationSummary(BaseModel):
     started_at: datetime | None
 
 
-async def list_negotiations(client: Client, query: str | None = None, limit: int = 100) -> list[NegotiationSummary]:
+async def list_negotiations(
+    client: Client, query: str | None = None, limit: int = 100
+) -> list[NegotiationSummary]:
     """Negotiations from the visibility store, newest first (eventually consistent)."""
     base = "WorkflowType = 'NegotiationWorkflow'"
     found: list[NegotiationSummary] = []
     async for wf in client.list_workflows(f"{base} AND ({query})" if query else base, limit=limit):
-        attrs = wf.typed_search_attributes
+        values = {pair.key.name: pair.value for pair in wf.typed_search_attributes}
 
-        def get(name: str) -> object:
-            return next((p.value for p in attrs if p.key.name == name), None)
+        def get(name: str, values: dict[str, object] = values) -> object:
+            return values.get(name)
 
         awaiting = get("AwaitingDecision")
         found.append(

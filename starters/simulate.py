@@ -7,6 +7,7 @@ so a seeded simulation plays the same way every time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from decimal import Decimal
 from enum import StrEnum
@@ -78,7 +79,9 @@ class SimulatedCounterparty:
             payment_days=int(mid(Decimal(theirs.payment_days), Decimal(ours.payment_days))),
         )
 
-    def _next(self, action: CounterpartyAction, terms: Terms | None = None, note: str = "") -> CounterpartyResponse:
+    def _next(
+        self, action: CounterpartyAction, terms: Terms | None = None, note: str = ""
+    ) -> CounterpartyResponse:
         self.sequence += 1
         return CounterpartyResponse(
             message_id=f"sim-{self.sequence}-{self.rng.getrandbits(32):08x}",
@@ -127,11 +130,14 @@ class SimulationResult(BaseModel):
     rounds: int
 
 
-async def approve_pending(client: Client, status: NegotiationStatus, request: NegotiationRequest) -> None:
+async def approve_pending(
+    client: Client, status: NegotiationStatus, request: NegotiationRequest
+) -> None:
     """Simulated approvers: each pending decision is approved by a participant able to take it."""
     for pending in status.pending_decisions:
         able = [
-            p for p in request.participants
+            p
+            for p in request.participants
             if p.role == pending.role and p.authority_limit >= pending.required_authority
         ]
         if not able:
@@ -144,10 +150,9 @@ async def approve_pending(client: Client, status: NegotiationStatus, request: Ne
             terms_version=pending.terms_version,
             comment="approved by the simulation",
         )
-        try:
+        # Already decided or superseded: the next status shows what is pending now.
+        with contextlib.suppress(DecisionRejected):
             await decide(client, status.negotiation_id, decision)
-        except DecisionRejected:
-            pass  # already decided or superseded; the next status shows what is pending now
 
 
 async def play(
@@ -174,4 +179,6 @@ async def play(
             break
         await asyncio.sleep(poll_seconds)
         status = await get_status(client, negotiation_id)
-    return SimulationResult(negotiation_id=negotiation_id, outcome=status.outcome, rounds=status.round)
+    return SimulationResult(
+        negotiation_id=negotiation_id, outcome=status.outcome, rounds=status.round
+    )

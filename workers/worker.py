@@ -52,8 +52,12 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker.started", address=settings.temporal_address, namespace=settings.namespace,
-             task_queue=settings.task_queue)
+    log.info(
+        "worker.started",
+        address=settings.temporal_address,
+        namespace=settings.namespace,
+        task_queue=settings.task_queue,
+    )
     async with worker:
         await stop.wait()
         log.info("worker.stopping")

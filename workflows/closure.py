@@ -9,6 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.reviews import ReviewInput, finance_approval, legal_review
     from activities.timeouts import REVIEW
+    from negotiation.mandate import evaluate
     from negotiation.models import (
         CounterpartyAction,
         DecisionKind,
@@ -20,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
         Role,
         Verdict,
     )
-    from negotiation.mandate import evaluate
     from negotiation.policy import Requirement, resolve_authority
     from negotiation.reviews import FinanceFindings, LegalFindings
     from workflows.movement import Expired, MovementPlayer, describe
@@ -64,8 +64,12 @@ class ClosureMovement(MovementPlayer):
             deal_type=self.state.request.deal_type,
             policy=self.state.policy,
         )
-        legal_call = workflow.execute_activity(legal_review, inp, summary="final legal review", **REVIEW)
-        finance_call = workflow.execute_activity(finance_approval, inp, summary="final finance approval", **REVIEW)
+        legal_call = workflow.execute_activity(
+            legal_review, inp, summary="final legal review", **REVIEW
+        )
+        finance_call = workflow.execute_activity(
+            finance_approval, inp, summary="final finance approval", **REVIEW
+        )
         if self._together:
             legal, finance = await asyncio.gather(legal_call, finance_call)
         else:
@@ -75,8 +79,14 @@ class ClosureMovement(MovementPlayer):
         needs: list[tuple[Requirement, DecisionKind]] = []
         if legal.counsel_must_sign:
             needs.append(
-                (Requirement(role=Role.LEGAL, min_authority=0, reason="final legal review: counsel must sign"),
-                 DecisionKind.LEGAL_SIGNOFF)
+                (
+                    Requirement(
+                        role=Role.LEGAL,
+                        min_authority=0,
+                        reason="final legal review: counsel must sign",
+                    ),
+                    DecisionKind.LEGAL_SIGNOFF,
+                )
             )
         if not finance.approved and finance.required_role is not None:
             need = Requirement(
@@ -84,7 +94,12 @@ class ClosureMovement(MovementPlayer):
                 min_authority=finance.required_authority,
                 reason="final finance approval: outside the approval matrix",
             )
-            needs.append((resolve_authority(need, self.state.request.participants), DecisionKind.FINANCE_SIGNOFF))
+            needs.append(
+                (
+                    resolve_authority(need, self.state.request.participants),
+                    DecisionKind.FINANCE_SIGNOFF,
+                )
+            )
         self.state.closure_requirements = [n for n, _ in needs]
         outcome = await self.ask(needs, agreed, together=self._together, verdicts=_YES_NO)
         if not outcome.approved:
@@ -93,16 +108,30 @@ class ClosureMovement(MovementPlayer):
             return False
         return True
 
-    async def _report_reviews(self, version: int, legal: LegalFindings, finance: FinanceFindings) -> None:
+    async def _report_reviews(
+        self, version: int, legal: LegalFindings, finance: FinanceFindings
+    ) -> None:
         now = workflow.now()
         await self.report(
             reviews=[
-                Review(kind="legal", terms_version=version, passed=not legal.counsel_must_sign,
-                       required_role=Role.LEGAL if legal.counsel_must_sign else None,
-                       risk_score=legal.risk_score, findings=legal.findings, at=now),
-                Review(kind="finance", terms_version=version, passed=finance.approved,
-                       required_role=finance.required_role, required_authority=finance.required_authority,
-                       findings=finance.findings, at=now),
+                Review(
+                    kind="legal",
+                    terms_version=version,
+                    passed=not legal.counsel_must_sign,
+                    required_role=Role.LEGAL if legal.counsel_must_sign else None,
+                    risk_score=legal.risk_score,
+                    findings=legal.findings,
+                    at=now,
+                ),
+                Review(
+                    kind="finance",
+                    terms_version=version,
+                    passed=finance.approved,
+                    required_role=finance.required_role,
+                    required_authority=finance.required_authority,
+                    findings=finance.findings,
+                    at=now,
+                ),
             ],
             timeline=["final reviews done"],
         )
@@ -113,7 +142,9 @@ class ClosureMovement(MovementPlayer):
         assert agreed is not None and self.state.policy is not None
         value = agreed.terms.total_contract_value
         signatory = resolve_authority(
-            Requirement(role=Role.DEAL_OWNER, min_authority=value, reason="signature on the agreed terms"),
+            Requirement(
+                role=Role.DEAL_OWNER, min_authority=value, reason="signature on the agreed terms"
+            ),
             self.state.request.participants,
         )
         self.state.closure_requirements.append(signatory)
@@ -136,16 +167,22 @@ class ClosureMovement(MovementPlayer):
                 comment=f"signed within policy {self.state.policy.version}",
                 at=workflow.now(),
             )
-            await self.report(decided=[record], timeline=["signed by policy (automated, within limits)"])
+            await self.report(
+                decided=[record], timeline=["signed by policy (automated, within limits)"]
+            )
         else:
-            outcome = await self.ask([(signatory, DecisionKind.SIGNATURE)], agreed, together=False, verdicts=_YES_NO)
+            outcome = await self.ask(
+                [(signatory, DecisionKind.SIGNATURE)], agreed, together=False, verdicts=_YES_NO
+            )
             if not outcome.approved:
                 who = outcome.deciding.approver if outcome.deciding else "a participant"
                 await self._end(Outcome.WALKED_AWAY, f"{who} declined to sign")
                 return False
         req = self.state.request
         await self.notify(
-            f"contract/v{agreed.version}", "signature_request", [req.counterparty.email],
+            f"contract/v{agreed.version}",
+            "signature_request",
+            [req.counterparty.email],
             f"Contract for signature (version {agreed.version})",
             f"Please sign the agreed terms, version {agreed.version}:\n{describe(agreed.terms, req.currency)}\n",
         )
@@ -166,7 +203,9 @@ class ClosureMovement(MovementPlayer):
         req = self.state.request
         team = req.holders(Role.IMPLEMENTATION) or req.holders(Role.DEAL_OWNER)
         await self.notify(
-            "handoff", "handoff", [p.email for p in team],
+            "handoff",
+            "handoff",
+            [p.email for p in team],
             f"Signed: {req.counterparty.name} ({req.deal_type.value}), over to implementation",
             f"Negotiation {req.negotiation_id} is signed. Agreed terms, version {agreed.version}:\n"
             f"{describe(agreed.terms, req.currency)}\n",

@@ -49,7 +49,9 @@ def review_needs(legal: LegalFindings, finance: FinanceFindings) -> list[Require
     """Sign-offs that the reviews ask for."""
     needs = []
     if legal.counsel_must_sign:
-        needs.append(Requirement(role=Role.LEGAL, min_authority=0, reason="legal review: counsel must sign"))
+        needs.append(
+            Requirement(role=Role.LEGAL, min_authority=0, reason="legal review: counsel must sign")
+        )
     if not finance.approved and finance.required_role is not None:
         needs.append(
             Requirement(
@@ -99,7 +101,10 @@ class DevelopmentMovement(MovementPlayer):
     async def _answer(self, response: CounterpartyResponse) -> None:
         if response.action == CounterpartyAction.ACCEPT:
             assert self.state.our_offer is not None
-            await self._commit(self.state.our_offer, f"the counterparty accepted our version {self.state.our_offer.version}")
+            await self._commit(
+                self.state.our_offer,
+                f"the counterparty accepted our version {self.state.our_offer.version}",
+            )
         elif response.action == CounterpartyAction.REJECT:
             self.state.close(Outcome.REJECTED, "the counterparty rejected our offer")
             await self.report(timeline=["the counterparty rejected our offer"])
@@ -107,10 +112,14 @@ class DevelopmentMovement(MovementPlayer):
             self.state.close(Outcome.WITHDRAWN, "the counterparty withdrew")
             await self.report(timeline=["the counterparty withdrew"])
         else:
+            assert response.terms is not None  # the model requires terms with 'counter'
             self.state.round += 1
             their = self.new_offer(Party.THEM, response.terms, response.note)
             await self.report(
-                offers=[their], timeline=[f"round {self.state.round}: counteroffer version {their.version} received"]
+                offers=[their],
+                timeline=[
+                    f"round {self.state.round}: counteroffer version {their.version} received"
+                ],
             )
             if self.state.round > self.state.request.mandate.max_rounds:
                 await self._walk_away("the maximum number of rounds passed without agreement")
@@ -127,7 +136,11 @@ class DevelopmentMovement(MovementPlayer):
         req = self.state.request
         assert self.state.our_offer is not None
         move = respond(
-            req.mandate, self.state.our_offer.terms, their.terms, self.state.round, self.policy.concession,
+            req.mandate,
+            self.state.our_offer.terms,
+            their.terms,
+            self.state.round,
+            self.policy.concession,
             self.state.strategy,
         )
         if move.kind == MoveKind.ACCEPT:
@@ -141,16 +154,25 @@ class DevelopmentMovement(MovementPlayer):
         else:
             needs = self._routed(their.terms, PlaybookName.AUTOMATED)
             await self.report(timeline=[f"escalated: {move.reason}"])
-            outcome = await self.ask([(n, DecisionKind.ESCALATION) for n in needs], their, together=True)
+            outcome = await self.ask(
+                [(n, DecisionKind.ESCALATION) for n in needs], their, together=True
+            )
             await self._conclude(outcome, their)
 
     async def _conductor_led(self, their: Offer) -> None:
         """The deal owner decides every counteroffer; reviews and escalations run one after another."""
         legal = await self._legal(their)
         finance = await self._finance(their)
-        owner = Requirement(role=Role.DEAL_OWNER, min_authority=0, reason="the deal owner decides every counteroffer")
+        owner = Requirement(
+            role=Role.DEAL_OWNER,
+            min_authority=0,
+            reason="the deal owner decides every counteroffer",
+        )
         outcome = await self.ask(
-            [(owner, DecisionKind.COUNTEROFFER)], their, together=False, suggestion=self._suggestion(their)
+            [(owner, DecisionKind.COUNTEROFFER)],
+            their,
+            together=False,
+            suggestion=self._suggestion(their),
         )
         if not outcome.approved:
             await self._conclude(outcome, their)
@@ -158,11 +180,17 @@ class DevelopmentMovement(MovementPlayer):
         owner_authority = outcome.decisions[-1].approver_authority
         further = [
             n
-            for n in merge_requirements(self._routed(their.terms, PlaybookName.CONDUCTOR_LED) + review_needs(legal, finance))
+            for n in merge_requirements(
+                self._routed(their.terms, PlaybookName.CONDUCTOR_LED) + review_needs(legal, finance)
+            )
             if not (n.role == Role.DEAL_OWNER and n.min_authority <= owner_authority)
         ]
-        further = merge_requirements([resolve_authority(n, self.state.request.participants) for n in further])
-        escalation = await self.ask([(n, DecisionKind.ESCALATION) for n in further], their, together=False)
+        further = merge_requirements(
+            [resolve_authority(n, self.state.request.participants) for n in further]
+        )
+        escalation = await self.ask(
+            [(n, DecisionKind.ESCALATION) for n in further], their, together=False
+        )
         await self._conclude(escalation, their)
 
     async def _ensemble(self, their: Offer) -> None:
@@ -170,11 +198,20 @@ class DevelopmentMovement(MovementPlayer):
         legal, finance = await asyncio.gather(self._legal(their), self._finance(their))
         owner = Requirement(role=Role.DEAL_OWNER, min_authority=0, reason="the deal owner concurs")
         needs = merge_requirements(
-            [owner, *self._routed(their.terms, PlaybookName.COLLABORATIVE_ENSEMBLE), *review_needs(legal, finance)]
+            [
+                owner,
+                *self._routed(their.terms, PlaybookName.COLLABORATIVE_ENSEMBLE),
+                *review_needs(legal, finance),
+            ]
         )
-        needs = merge_requirements([resolve_authority(n, self.state.request.participants) for n in needs])
+        needs = merge_requirements(
+            [resolve_authority(n, self.state.request.participants) for n in needs]
+        )
         outcome = await self.ask(
-            [(n, DecisionKind.COUNTEROFFER) for n in needs], their, together=True, suggestion=self._suggestion(their)
+            [(n, DecisionKind.COUNTEROFFER) for n in needs],
+            their,
+            together=True,
+            suggestion=self._suggestion(their),
         )
         await self._conclude(outcome, their)
 
@@ -186,8 +223,12 @@ class DevelopmentMovement(MovementPlayer):
     def _suggestion(self, their: Offer) -> Terms | None:
         assert self.state.our_offer is not None
         move = respond(
-            self.state.request.mandate, self.state.our_offer.terms, their.terms, self.state.round,
-            self.policy.concession, self.state.strategy,
+            self.state.request.mandate,
+            self.state.our_offer.terms,
+            their.terms,
+            self.state.round,
+            self.policy.concession,
+            self.state.strategy,
         )
         return move.terms if move.kind == MoveKind.COUNTER else None
 
@@ -202,14 +243,21 @@ class DevelopmentMovement(MovementPlayer):
 
     async def _legal(self, offer: Offer) -> LegalFindings:
         found: LegalFindings = await workflow.execute_activity(
-            legal_review, await self._review_input(offer), summary=f"legal review of version {offer.version}", **REVIEW
+            legal_review,
+            await self._review_input(offer),
+            summary=f"legal review of version {offer.version}",
+            **REVIEW,
         )
         await self.report(
             reviews=[
                 Review(
-                    kind="legal", terms_version=offer.version, passed=not found.counsel_must_sign,
-                    required_role=Role.LEGAL if found.counsel_must_sign else None, risk_score=found.risk_score,
-                    findings=found.findings, at=workflow.now(),
+                    kind="legal",
+                    terms_version=offer.version,
+                    passed=not found.counsel_must_sign,
+                    required_role=Role.LEGAL if found.counsel_must_sign else None,
+                    risk_score=found.risk_score,
+                    findings=found.findings,
+                    at=workflow.now(),
                 )
             ]
         )
@@ -217,15 +265,21 @@ class DevelopmentMovement(MovementPlayer):
 
     async def _finance(self, offer: Offer) -> FinanceFindings:
         found: FinanceFindings = await workflow.execute_activity(
-            finance_approval, await self._review_input(offer), summary=f"finance approval of version {offer.version}",
+            finance_approval,
+            await self._review_input(offer),
+            summary=f"finance approval of version {offer.version}",
             **REVIEW,
         )
         await self.report(
             reviews=[
                 Review(
-                    kind="finance", terms_version=offer.version, passed=found.approved,
-                    required_role=found.required_role, required_authority=found.required_authority,
-                    findings=found.findings, at=workflow.now(),
+                    kind="finance",
+                    terms_version=offer.version,
+                    passed=found.approved,
+                    required_role=found.required_role,
+                    required_authority=found.required_authority,
+                    findings=found.findings,
+                    at=workflow.now(),
                 )
             ]
         )
@@ -253,12 +307,17 @@ class DevelopmentMovement(MovementPlayer):
     async def _counter(self, terms: Terms, reason: str) -> None:
         offer = self.new_offer(Party.US, terms, reason)
         await self.send_to_counterparty(offer, "Our counteroffer")
-        await self.report(offers=[offer], timeline=[f"counteroffer version {offer.version} sent: {reason}"])
+        await self.report(
+            offers=[offer], timeline=[f"counteroffer version {offer.version} sent: {reason}"]
+        )
 
     async def _walk_away(self, reason: str) -> None:
         req = self.state.request
         await self.notify(
-            "walk-away", "outcome", [req.counterparty.email], "We end the negotiation",
+            "walk-away",
+            "outcome",
+            [req.counterparty.email],
+            "We end the negotiation",
             f"We end negotiation {req.negotiation_id}: {reason}.\n",
         )
         self.state.close(Outcome.WALKED_AWAY, reason)
@@ -268,7 +327,10 @@ class DevelopmentMovement(MovementPlayer):
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self.state.history_budget
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self.state.history_budget
+        )
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)

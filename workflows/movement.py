@@ -32,7 +32,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from negotiation.policy import Requirement
     from negotiation.terms import Offer, Party, Terms
-    from workflows.protocol import DELIVER_SIGNAL, REPORT_SIGNAL, Envelope, MovementReport, ScoreState
+    from workflows.protocol import (
+        DELIVER_SIGNAL,
+        REPORT_SIGNAL,
+        Envelope,
+        MovementReport,
+        ScoreState,
+    )
 
 ALL_VERDICTS = (Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE)
 
@@ -90,12 +96,16 @@ class MovementPlayer:
     async def report(self, **parts: object) -> None:
         """Tell the negotiation what just happened, so its status stays whole."""
         report = MovementReport(movement=self.movement, round=self.state.round, **parts)  # type: ignore[arg-type]
-        await workflow.get_external_workflow_handle(self.negotiation_id).signal(REPORT_SIGNAL, report)
+        await workflow.get_external_workflow_handle(self.negotiation_id).signal(
+            REPORT_SIGNAL, report
+        )
 
     async def reject(self, message_id: str | None, kind: str, reason: str) -> None:
         """Record a message that cannot be used, with the reason."""
         await self.report(
-            rejected=[RejectedMessage(message_id=message_id, kind=kind, reason=reason, at=workflow.now())]
+            rejected=[
+                RejectedMessage(message_id=message_id, kind=kind, reason=reason, at=workflow.now())
+            ]
         )
 
     def leftover(self) -> ScoreState:
@@ -114,7 +124,7 @@ class MovementPlayer:
             raise Expired()
         try:
             await workflow.wait_condition(ready, timeout=remaining, timeout_summary=summary)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Expired() from None
 
     # --- offers -----------------------------------------------------------------------------
@@ -136,7 +146,9 @@ class MovementPlayer:
             self.state.their_offer = offer
         return offer
 
-    async def notify(self, key: str, kind: str, to: Sequence[str], subject: str, body: str) -> Delivery:
+    async def notify(
+        self, key: str, kind: str, to: Sequence[str], subject: str, body: str
+    ) -> Delivery:
         """Send a notification once, whatever retries happen."""
         note = Notification(
             idempotency_key=f"{self.negotiation_id}/{key}",
@@ -153,7 +165,9 @@ class MovementPlayer:
     async def send_to_counterparty(self, offer: Offer, headline: str) -> None:
         """Send an offer (ours or an acceptance of theirs) to the counterparty."""
         req = self.state.request
-        body = f"{headline}\n\nTerms version {offer.version}:\n{describe(offer.terms, req.currency)}\n"
+        body = (
+            f"{headline}\n\nTerms version {offer.version}:\n{describe(offer.terms, req.currency)}\n"
+        )
         await self.notify(
             f"counterparty/v{offer.version}/{self.movement.value}",
             "offer",
@@ -167,7 +181,9 @@ class MovementPlayer:
     def _has_counterparty(self) -> bool:
         return any(e.counterparty is not None for e in self.inbox)
 
-    async def next_response(self, allowed: set[CounterpartyAction], waiting_for: str) -> CounterpartyResponse:
+    async def next_response(
+        self, allowed: set[CounterpartyAction], waiting_for: str
+    ) -> CounterpartyResponse:
         """The counterparty's next usable message; stale or out-of-place ones are rejected with a reason."""
         while True:
             await self.until(self._has_counterparty, f"waiting for the counterparty: {waiting_for}")
@@ -207,12 +223,18 @@ class MovementPlayer:
         ]
 
     def _new_request(
-        self, need: Requirement, kind: DecisionKind, offer: Offer, suggestion: Terms | None,
+        self,
+        need: Requirement,
+        kind: DecisionKind,
+        offer: Offer,
+        suggestion: Terms | None,
         verdicts: tuple[Verdict, ...],
     ) -> DecisionRequest:
         self.state.asked += 1
         policy = self.state.policy
-        hours = policy.tier_for(offer.terms.total_contract_value).decision_due_hours if policy else 24
+        hours = (
+            policy.tier_for(offer.terms.total_contract_value).decision_due_hours if policy else 24
+        )
         now = workflow.now()
         return DecisionRequest(
             request_id=f"{self.movement.value[:3]}-{self.state.asked}-{kind.value}-{need.role.value}",
@@ -248,7 +270,11 @@ class MovementPlayer:
                 f"Answer with: fitnest decide {req.negotiation_id} {dr.request_id} --approver NAME "
                 f"--verdict {'|'.join(v.value for v in dr.verdicts)}\n"
             )
-            sends.append(self.notify(dr.request_id, "decision_request", to, f"Decision needed: {dr.kind.value}", body))
+            sends.append(
+                self.notify(
+                    dr.request_id, "decision_request", to, f"Decision needed: {dr.kind.value}", body
+                )
+            )
         await asyncio.gather(*sends)
 
     def _take_decision(self, open_ids: set[str]) -> HumanDecision | None:

@@ -9,6 +9,7 @@ recorded with the reason, never raised inside a handler. Movements report back w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from temporalio import workflow
@@ -44,7 +45,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.movement import MovementPlayer
     from workflows.opening import OpeningMovement
     from workflows.preparation import PreparationMovement
-    from workflows.protocol import DELIVER_SIGNAL, REPORT_SIGNAL, Envelope, MovementReport, ScoreState
+    from workflows.protocol import (
+        DELIVER_SIGNAL,
+        REPORT_SIGNAL,
+        Envelope,
+        MovementReport,
+        ScoreState,
+    )
 
 #: Which messages each movement takes; the others wait in the inbox.
 _TAKES: dict[Movement, frozenset[str]] = {
@@ -67,7 +74,9 @@ def _kind(envelope: Envelope) -> str:
 
 
 def _explain(err: ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in err.errors()[:5]]
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in err.errors()[:5]
+    ]
     return "; ".join(parts)
 
 
@@ -104,7 +113,9 @@ class NegotiationWorkflow:
             state = await self._play(PreparationMovement, state)
             self._policy = state.policy
             if state.policy is not None:
-                tier_floor = self._tier_floor(state.policy, request.mandate.total_contract_value.target)
+                tier_floor = self._tier_floor(
+                    state.policy, request.mandate.total_contract_value.target
+                )
                 self._upsert(sa.DEAL_VALUE, tier_floor)
             self._upsert(sa.PLAYBOOK, state.playbook.value if state.playbook else None)
             state = await self._play(OpeningMovement, state)
@@ -130,7 +141,11 @@ class NegotiationWorkflow:
             return
         self._seen.add(response.message_id)
         if self._status.outcome is not None:
-            self._reject(payload, "counterparty_response", f"the negotiation is closed ({self._status.outcome})")
+            self._reject(
+                payload,
+                "counterparty_response",
+                f"the negotiation is closed ({self._status.outcome})",
+            )
             return
         self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
         self._refresh()
@@ -200,7 +215,9 @@ class NegotiationWorkflow:
             status.decisions.append(record)
         status.reviews.extend(report.reviews)
         status.rejected_messages.extend(report.rejected)
-        status.timeline.extend(TimelineEvent(at=now, movement=report.movement, text=t) for t in report.timeline)
+        status.timeline.extend(
+            TimelineEvent(at=now, movement=report.movement, text=t) for t in report.timeline
+        )
         self._refresh()
 
     # --- the movements --------------------------------------------------------------------------
@@ -218,35 +235,38 @@ class NegotiationWorkflow:
             static_summary=_SUMMARIES[movement],
         )
         target = workflow.get_external_workflow_handle(child_id)
-        open_for_delivery = True
         try:
-            while True:
-                await workflow.wait_condition(
-                    lambda: handle.done() or (open_for_delivery and bool(self._deliverable(movement)))
-                )
-                if handle.done():
-                    break
-                batch = self._take(movement)
-                for i, envelope in enumerate(batch):
-                    try:
-                        await target.signal(DELIVER_SIGNAL, envelope)
-                    except Exception:
-                        # The movement closed as we sent: keep the rest for the next movement.
-                        self._inbox[0:0] = batch[i:]
-                        open_for_delivery = False
-                        break
+            await self._forward(movement, handle, target)
             result: ScoreState = await handle
         except asyncio.CancelledError:
             handle.cancel()
-            try:
+            with contextlib.suppress(BaseException):  # it ends cancelled; nothing more to learn
                 await handle
-            except BaseException:  # the child ends cancelled; nothing more to learn from it
-                pass
             raise
         self._inbox[0:0] = result.inbox
         result.inbox = []
         self._leave(movement)
         return result
+
+    async def _forward(
+        self, movement: Movement, handle: workflow.ChildWorkflowHandle, target: Any
+    ) -> None:
+        """Forward the messages the movement takes until it ends."""
+        while True:
+            await workflow.wait_condition(
+                lambda: handle.done() or bool(self._deliverable(movement))
+            )
+            if handle.done():
+                return
+            batch = self._take(movement)
+            for i, envelope in enumerate(batch):
+                try:
+                    await target.signal(DELIVER_SIGNAL, envelope)
+                except Exception:
+                    # The movement closed as we sent: keep the rest for the next movement.
+                    self._inbox[0:0] = batch[i:]
+                    await workflow.wait_condition(handle.done)
+                    return
 
     def _deliverable(self, movement: Movement) -> list[Envelope]:
         return [e for e in self._inbox if _kind(e) in _TAKES[movement]]
@@ -320,7 +340,9 @@ class NegotiationWorkflow:
                 at=workflow.now(),
             )
         )
-        workflow.logger.info("message rejected", extra={"kind": kind, "negotiation": self._request.negotiation_id})
+        workflow.logger.info(
+            "message rejected", extra={"kind": kind, "negotiation": self._request.negotiation_id}
+        )
 
     # --- what operators see -------------------------------------------------------------------------
 
@@ -357,7 +379,10 @@ class NegotiationWorkflow:
         ]
         status.queued_messages = len(self._inbox)
         self._upsert(sa.AWAITING_DECISION, sorted({r.role.value for r in self._pending.values()}))
-        awaiting = ", ".join(f"{r.role.value} ({r.kind.value})" for r in self._pending.values()) or "nobody"
+        awaiting = (
+            ", ".join(f"{r.role.value} ({r.kind.value})" for r in self._pending.values())
+            or "nobody"
+        )
         last = status.timeline[-1].text if status.timeline else "started"
         workflow.set_current_details(
             f"**{status.counterparty}** · {status.deal_type.value} · "
@@ -397,7 +422,9 @@ class NegotiationWorkflow:
         quality = None
         compliance = Compliance(compliant=True)
         if agreed is not None:
-            quality = deal_quality(agreed.terms, self._request.mandate, self._request.deal_type, policy)
+            quality = deal_quality(
+                agreed.terms, self._request.mandate, self._request.deal_type, policy
+            )
             compliance = self._compliance(state, policy)
         kpis = compute_kpis(
             started_at=status.started_at,
@@ -426,10 +453,11 @@ class NegotiationWorkflow:
         agreed = state.agreed
         assert agreed is not None
         deviations = requirements_for(agreed.terms, self._request, policy, PlaybookName.AUTOMATED)
-        before_commit = assess_compliance(deviations, self._status.decisions, agreed.version, state.committed_at)
+        before_commit = assess_compliance(
+            deviations, self._status.decisions, agreed.version, state.committed_at
+        )
         before_signing = assess_compliance(
             state.closure_requirements, self._status.decisions, agreed.version, state.signed_at
         )
         violations = before_commit.violations + before_signing.violations
         return Compliance(compliant=not violations, violations=violations)
-

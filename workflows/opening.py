@@ -36,7 +36,9 @@ class OpeningMovement(MovementPlayer):
         try:
             response = await self.next_response(_FIRST, "first response to the opening offer")
         except Expired:
-            self.state.close(Outcome.EXPIRED, "no response to the opening offer before the deadline")
+            self.state.close(
+                Outcome.EXPIRED, "no response to the opening offer before the deadline"
+            )
             return self.leftover()
         if response.action == CounterpartyAction.ACCEPT:
             self.state.agreed = offer

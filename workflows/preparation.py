@@ -32,13 +32,19 @@ class PreparationMovement(MovementPlayer):
         )
         self.state.policy = policy
         self.state.playbook = select_playbook(self.state.request, policy)
-        chosen = "requested" if self.state.request.playbook else f"chosen by policy {policy.version}"
+        chosen = (
+            "requested" if self.state.request.playbook else f"chosen by policy {policy.version}"
+        )
         await self.report(
             playbook=self.state.playbook,
             timeline=[f"playbook {self.state.playbook.value} ({chosen})"],
         )
-        await asyncio.gather(*(self._hand_role_card(card) for card in self.state.request.participants))
-        await self.report(timeline=[f"role cards sent to {len(self.state.request.participants)} participants"])
+        await asyncio.gather(
+            *(self._hand_role_card(card) for card in self.state.request.participants)
+        )
+        await self.report(
+            timeline=[f"role cards sent to {len(self.state.request.participants)} participants"]
+        )
         return self.leftover()
 
     async def _hand_role_card(self, card: RoleCard) -> None:
@@ -52,4 +58,6 @@ class PreparationMovement(MovementPlayer):
             f"Your decision authority: up to {card.authority_limit} {req.currency}\n"
             f"Your communication duties:\n{duties}\n"
         )
-        await self.notify(f"role-card/{card.name}", "role_card", [card.email], "Your role card", body)
+        await self.notify(
+            f"role-card/{card.name}", "role_card", [card.email], "Your role card", body
+        )

@@ -76,7 +76,9 @@ class ScoreState(BaseModel):
     our_offer: Offer | None = None
     their_offer: Offer | None = None
     last_sequence: int = 0
-    processed_ids: list[str] = Field(default_factory=list, description="Message ids already acted on.")
+    processed_ids: list[str] = Field(
+        default_factory=list, description="Message ids already acted on."
+    )
     first_response: CounterpartyResponse | None = Field(
         default=None, description="The opening's counteroffer, for development to answer."
     )
@@ -84,13 +86,19 @@ class ScoreState(BaseModel):
     automated_responses: int = 0
     asked: int = Field(default=0, description="Decision requests made so far (for unique ids).")
     agreed: Offer | None = None
-    committed_at: datetime | None = Field(default=None, description="When we committed to the agreed terms.")
+    committed_at: datetime | None = Field(
+        default=None, description="When we committed to the agreed terms."
+    )
     signed_at: datetime | None = None
     closure_requirements: list[Requirement] = Field(default_factory=list)
     outcome: Outcome | None = None
     outcome_reason: str = ""
-    inbox: list[Envelope] = Field(default_factory=list, description="Messages received, not yet acted on.")
-    continued: int = Field(default=0, description="Times the development movement continued-as-new.")
+    inbox: list[Envelope] = Field(
+        default_factory=list, description="Messages received, not yet acted on."
+    )
+    continued: int = Field(
+        default=0, description="Times the development movement continued-as-new."
+    )
     history_budget: int = Field(
         default=2_000, description="Events after which development continues-as-new with its state."
     )

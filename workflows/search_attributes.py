@@ -15,7 +15,14 @@ COUNTERPARTY = SearchAttributeKey.for_keyword("Counterparty")
 DEAL_VALUE = SearchAttributeKey.for_float("DealValue")
 AWAITING_DECISION = SearchAttributeKey.for_keyword_list("AwaitingDecision")
 
-ALL: tuple[SearchAttributeKey, ...] = (MOVEMENT, PLAYBOOK, OUTCOME, COUNTERPARTY, DEAL_VALUE, AWAITING_DECISION)
+ALL: tuple[SearchAttributeKey, ...] = (
+    MOVEMENT,
+    PLAYBOOK,
+    OUTCOME,
+    COUNTERPARTY,
+    DEAL_VALUE,
+    AWAITING_DECISION,
+)
 
 #: The CLI spelling of each type, for ``temporal server start-dev --search-attribute Name=Type``.
 CLI_TYPES = {

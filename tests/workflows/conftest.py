@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -54,13 +55,23 @@ async def start(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[St
         yield starter
         # The time-skipping server skips time only when no workflow anywhere has work outstanding:
         # a negotiation left open without its worker would stall every later test's clock.
-        # The test server does not apply parent-close policies, so movements are ended one by one.
+        # The test server does not apply parent-close policies, so movements are ended one by one,
+        # and only once their activities are done: an activity cut off mid-flight locks its clock.
         for negotiation_id in started:
             for workflow_id in [negotiation_id, *(f"{negotiation_id}/{m.value}" for m in Movement)]:
-                handle = ts_env.client.get_workflow_handle(workflow_id)
-                try:
-                    running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-                except RPCError:
-                    continue  # this movement never played
-                if running:
-                    await handle.terminate(reason="test finished")
+                await _end_quietly(ts_env.client.get_workflow_handle(workflow_id))
+
+
+async def _end_quietly(handle: WorkflowHandle) -> None:
+    for _ in range(100):
+        try:
+            desc = await handle.describe()
+        except RPCError:
+            return  # this movement never played
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return
+        if not desc.raw_description.pending_activities:
+            await handle.terminate(reason="test finished")
+            return
+        await asyncio.sleep(0.05)
+    await handle.terminate(reason="test finished")

@@ -32,7 +32,9 @@ from starters import client as api
 _ids = itertools.count(1)
 
 
-def make_request(playbook: str | None = "automated", *, now: datetime | None = None, **overrides: Any) -> NegotiationRequest:
+def make_request(
+    playbook: str | None = "automated", *, now: datetime | None = None, **overrides: Any
+) -> NegotiationRequest:
     """A renewal worth 60k EUR (target) with a 48k walk-away, a full team, a 90-day deadline."""
     now = now or datetime.now(UTC)
     data: dict[str, Any] = {
@@ -41,8 +43,11 @@ def make_request(playbook: str | None = "automated", *, now: datetime | None = N
         "counterparty": {"name": "Northwind Traders", "email": "buyer@northwind.example"},
         "currency": "EUR",
         "opening_terms": {
-            "total_contract_value": "60000", "discount_pct": "0", "payment_days": 30,
-            "term_months": 24, "liability_cap_multiple": "1",
+            "total_contract_value": "60000",
+            "discount_pct": "0",
+            "payment_days": 30,
+            "term_months": 24,
+            "liability_cap_multiple": "1",
         },
         "mandate": {
             "total_contract_value": {"target": "60000", "walk_away": "48000"},
@@ -52,10 +57,25 @@ def make_request(playbook: str | None = "automated", *, now: datetime | None = N
             "deadline": (now + timedelta(days=90)).isoformat(),
         },
         "participants": [
-            {"name": "ana", "role": "deal_owner", "authority_limit": "100000", "email": "ana@fitnest.example"},
+            {
+                "name": "ana",
+                "role": "deal_owner",
+                "authority_limit": "100000",
+                "email": "ana@fitnest.example",
+            },
             {"name": "lee", "role": "legal", "email": "lee@fitnest.example"},
-            {"name": "fay", "role": "finance", "authority_limit": "1000000", "email": "fay@fitnest.example"},
-            {"name": "eve", "role": "executive", "authority_limit": "10000000", "email": "eve@fitnest.example"},
+            {
+                "name": "fay",
+                "role": "finance",
+                "authority_limit": "1000000",
+                "email": "fay@fitnest.example",
+            },
+            {
+                "name": "eve",
+                "role": "executive",
+                "authority_limit": "10000000",
+                "email": "eve@fitnest.example",
+            },
             {"name": "ivo", "role": "implementation", "email": "ivo@fitnest.example"},
         ],
         "playbook": playbook,
@@ -69,12 +89,22 @@ def make_request(playbook: str | None = "automated", *, now: datetime | None = N
     return NegotiationRequest.model_validate(data)
 
 
-def terms(value: str | int, discount: str | int = 0, days: int = 30, months: int = 24, cap: str = "1",
-          clauses: tuple[str, ...] = ()) -> Terms:
+def terms(
+    value: str | int,
+    discount: str | int = 0,
+    days: int = 30,
+    months: int = 24,
+    cap: str = "1",
+    clauses: tuple[str, ...] = (),
+) -> Terms:
     """Terms in one line."""
     return Terms(
-        total_contract_value=Decimal(value), discount_pct=Decimal(discount), payment_days=days,
-        term_months=months, liability_cap_multiple=Decimal(cap), non_standard_clauses=clauses,
+        total_contract_value=Decimal(value),
+        discount_pct=Decimal(discount),
+        payment_days=days,
+        term_months=months,
+        liability_cap_multiple=Decimal(cap),
+        non_standard_clauses=clauses,
     )
 
 
@@ -92,47 +122,80 @@ class Negotiation:
     def id(self) -> str:
         return self.request.negotiation_id
 
-    async def respond(self, action: CounterpartyAction | str, offer: Terms | None = None, *,
-                      message_id: str | None = None, sequence: int | None = None, note: str = "") -> str:
+    async def respond(
+        self,
+        action: CounterpartyAction | str,
+        offer: Terms | None = None,
+        *,
+        message_id: str | None = None,
+        sequence: int | None = None,
+        note: str = "",
+    ) -> str:
         """Send a counterparty response; returns its message id."""
         if sequence is None:
             self.sequence += 1
             sequence = self.sequence
         message_id = message_id or f"cp-{next(_ids)}"
         await api.send_response(
-            self.client, self.id,
-            CounterpartyResponse(message_id=message_id, sequence=sequence, action=CounterpartyAction(action),
-                                 terms=offer, note=note),
+            self.client,
+            self.id,
+            CounterpartyResponse(
+                message_id=message_id,
+                sequence=sequence,
+                action=CounterpartyAction(action),
+                terms=offer,
+                note=note,
+            ),
         )
         return message_id
 
     async def status(self) -> NegotiationStatus:
         return await api.get_status(self.client, self.id)
 
-    async def until(self, check: Callable[[NegotiationStatus], bool], timeout: float = 20.0) -> NegotiationStatus:
+    async def until(
+        self, check: Callable[[NegotiationStatus], bool], timeout: float = 20.0
+    ) -> NegotiationStatus:
         """Poll the status until ``check`` holds; fail with the last status when it never does."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         status = await self.status()
         while not check(status):
             if loop.time() > end:
-                raise AssertionError(f"condition never held; last status:\n{status.model_dump_json(indent=1)}")
+                raise AssertionError(
+                    f"condition never held; last status:\n{status.model_dump_json(indent=1)}"
+                )
             await asyncio.sleep(0.05)
             status = await self.status()
         return status
 
     async def pending(self, role: str, timeout: float = 20.0) -> PendingDecision:
         """Wait for a decision request to ``role`` and return it."""
-        status = await self.until(lambda s: any(p.role.value == role for p in s.pending_decisions), timeout)
+        status = await self.until(
+            lambda s: any(p.role.value == role for p in s.pending_decisions), timeout
+        )
         return next(p for p in status.pending_decisions if p.role.value == role)
 
-    async def decide(self, request_id: str, approver: str, verdict: str = "approve", *,
-                     revised: Terms | None = None, version: int | None = None,
-                     message_id: str | None = None) -> DecisionReceipt:
+    async def decide(
+        self,
+        request_id: str,
+        approver: str,
+        verdict: str = "approve",
+        *,
+        revised: Terms | None = None,
+        version: int | None = None,
+        message_id: str | None = None,
+    ) -> DecisionReceipt:
         return await api.decide(
-            self.client, self.id,
-            HumanDecision(message_id=message_id or f"hd-{next(_ids)}", request_id=request_id, approver=approver,
-                          verdict=Verdict(verdict), revised_terms=revised, terms_version=version),
+            self.client,
+            self.id,
+            HumanDecision(
+                message_id=message_id or f"hd-{next(_ids)}",
+                request_id=request_id,
+                approver=approver,
+                verdict=Verdict(verdict),
+                revised_terms=revised,
+                terms_version=version,
+            ),
         )
 
     async def approve(self, role: str, approver: str) -> DecisionReceipt:

@@ -15,7 +15,12 @@ async def _runs(client, workflow_id: str) -> list[int]:
     lengths = []
     run_id: str | None = None
     while True:
-        events = [e async for e in client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events()]
+        events = [
+            e
+            async for e in client.get_workflow_handle(
+                workflow_id, run_id=run_id
+            ).fetch_history_events()
+        ]
         lengths.append(len(events))
         started = events[0].workflow_execution_started_event_attributes
         if not started.continued_execution_run_id:
@@ -36,7 +41,9 @@ async def test_a_500_round_negotiation_continues_as_new_and_processes_every_mess
 
     assert result.outcome == Outcome.AGREED
     assert result.kpis.rounds == ROUNDS
-    assert result.agreed_terms is not None and result.agreed_terms.terms == stubborn  # accepted on the last round
+    assert (
+        result.agreed_terms is not None and result.agreed_terms.terms == stubborn
+    )  # accepted on the last round
     assert result.kpis.automated_responses == ROUNDS
     versions = [o.version for o in result.status.offers]
     assert versions == list(range(1, 2 * ROUNDS + 1))  # every offer once, none skipped or repeated

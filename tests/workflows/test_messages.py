@@ -34,13 +34,19 @@ async def test_a_malformed_response_is_recorded_with_the_reason_and_the_negotiat
     n = await start(make_request("automated"))
     await n.until(lambda s: s.our_terms is not None)
     handle = n.client.get_workflow_handle(n.id)
-    await handle.signal("counterparty_response", {"message_id": "bad-1", "sequence": 1, "action": "counter"})
+    await handle.signal(
+        "counterparty_response", {"message_id": "bad-1", "sequence": 1, "action": "counter"}
+    )
     await handle.signal("counterparty_response", "not even an object")
     s = await n.until(lambda s: len(s.rejected_messages) == 2)
     first = s.rejected_messages[0]
     assert first.message_id == "bad-1" and "must carry terms" in first.reason
-    assert s.rejected_messages[1].message_id is None and "malformed" in s.rejected_messages[1].reason
-    await n.respond("counter", terms(50000, 10, 45), message_id="bad-1", sequence=1)  # fixed and resent
+    assert (
+        s.rejected_messages[1].message_id is None and "malformed" in s.rejected_messages[1].reason
+    )
+    await n.respond(
+        "counter", terms(50000, 10, 45), message_id="bad-1", sequence=1
+    )  # fixed and resent
     await n.until(lambda s: s.our_terms.version == 3)
 
 
@@ -74,7 +80,14 @@ async def _conductor_waiting_for_owner(start):
     ("approver", "request_id", "version", "verdict", "revised", "reason"),
     [
         ("ana", "dev-99-nope", None, "approve", None, "unknown decision request dev-99-nope"),
-        ("fay", None, None, "approve", None, "holds the role finance; this request needs deal_owner"),
+        (
+            "fay",
+            None,
+            None,
+            "approve",
+            None,
+            "holds the role finance; this request needs deal_owner",
+        ),
         ("mallory", None, None, "approve", None, "mallory is not a participant"),
         ("ana", None, 1, "approve", None, "stale terms version 1"),
         ("ana", None, None, "revise", terms(40000), "beyond the walk-away on total_contract_value"),
@@ -85,19 +98,38 @@ async def test_decide_rejects_decisions_that_cannot_be_taken_with_a_clear_messag
 ):
     n, pending = await _conductor_waiting_for_owner(start)
     with pytest.raises(api.DecisionRejected, match=reason):
-        await n.decide(request_id or pending.request_id, approver, verdict, revised=revised, version=version)
+        await n.decide(
+            request_id or pending.request_id, approver, verdict, revised=revised, version=version
+        )
     s = await n.status()
     assert [p.request_id for p in s.pending_decisions] == [pending.request_id]  # still waiting
 
 
 async def test_decide_rejects_an_approver_without_enough_authority(start):
     team = [
-        {"name": "ana", "role": "deal_owner", "authority_limit": "1000000", "email": "ana@fitnest.example"},
-        {"name": "fin", "role": "finance", "authority_limit": "200000", "email": "fin@fitnest.example"},
-        {"name": "fay", "role": "finance", "authority_limit": "1000000", "email": "fay@fitnest.example"},
+        {
+            "name": "ana",
+            "role": "deal_owner",
+            "authority_limit": "1000000",
+            "email": "ana@fitnest.example",
+        },
+        {
+            "name": "fin",
+            "role": "finance",
+            "authority_limit": "200000",
+            "email": "fin@fitnest.example",
+        },
+        {
+            "name": "fay",
+            "role": "finance",
+            "authority_limit": "1000000",
+            "email": "fay@fitnest.example",
+        },
     ]
     request = make_request(
-        "conductor_led", participants=team, opening_terms__total_contract_value="600000",
+        "conductor_led",
+        participants=team,
+        opening_terms__total_contract_value="600000",
         mandate__total_contract_value={"target": "600000", "walk_away": "480000"},
     )
     n = await start(request)
@@ -126,15 +158,21 @@ async def test_a_decision_is_taken_once_and_a_repeated_update_returns_the_first_
 async def test_a_decision_signal_that_cannot_be_taken_is_recorded_not_dropped(start):
     n, pending = await _conductor_waiting_for_owner(start)
     await api.send_decision(
-        n.client, n.id,
-        api.HumanDecision(message_id="hd-sig", request_id=pending.request_id, approver="lee", verdict="approve"),
+        n.client,
+        n.id,
+        api.HumanDecision(
+            message_id="hd-sig", request_id=pending.request_id, approver="lee", verdict="approve"
+        ),
     )
     s = await n.until(lambda s: bool(s.rejected_messages))
     assert s.rejected_messages[0].message_id == "hd-sig"
     assert "holds the role legal" in s.rejected_messages[0].reason
     await api.send_decision(
-        n.client, n.id,
-        api.HumanDecision(message_id="hd-sig-2", request_id=pending.request_id, approver="ana", verdict="reject"),
+        n.client,
+        n.id,
+        api.HumanDecision(
+            message_id="hd-sig-2", request_id=pending.request_id, approver="ana", verdict="reject"
+        ),
     )
     assert (await n.result()).outcome == Outcome.WALKED_AWAY
 
@@ -155,5 +193,5 @@ async def test_starting_the_same_negotiation_twice_starts_one(start, ts_env):
     n = await start(request)
     again = await api.start_negotiation(ts_env.client, n.request, task_queue="elsewhere")
     assert not again.started
-    s = await n.status()
-    assert s.movement in (Movement.PREPARATION, Movement.OPENING)
+    s = await n.until(lambda s: s.our_terms is not None)  # the first negotiation plays on
+    assert s.movement == Movement.OPENING and s.our_terms.version == 1

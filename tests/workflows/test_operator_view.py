@@ -26,13 +26,17 @@ async def _attributes(n: Negotiation) -> dict[str, object]:
 
 
 async def test_search_attributes_details_and_summaries_tell_the_story_without_deal_terms(
-    dev_env: WorkflowEnvironment, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ):
     caplog.set_level(logging.DEBUG)
     settings = worker_settings(tmp_path)
     queue = f"ops-{uuid.uuid4().hex[:6]}"
     request = make_request(
-        "conductor_led", opening_terms__total_contract_value="61234.56",
+        "conductor_led",
+        opening_terms__total_contract_value="61234.56",
         mandate__total_contract_value={"target": "61234.56", "walk_away": "48765.43"},
     )
     async with build_worker(dev_env.client, settings, task_queue=queue):
@@ -55,8 +59,9 @@ async def test_search_attributes_details_and_summaries_tell_the_story_without_de
         # The Web UI's "current details" come from the built-in metadata query.
         from temporalio.api.sdk.v1 import WorkflowMetadata
 
-        metadata = await n.client.get_workflow_handle(n.id).query("__temporal_workflow_metadata",
-                                                                  result_type=WorkflowMetadata)
+        metadata = await n.client.get_workflow_handle(n.id).query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
         details = metadata.current_details
         assert "Movement **development**" in details and "deal_owner (counteroffer)" in details
 

@@ -107,7 +107,9 @@ async def test_a_closure_sign_off_refused_walks_away(start):
     # A fallback clause accepted in the mandate still needs counsel's signature at closure.
     request = make_request("automated", mandate__acceptable_clauses=["mfn"])
     n = await start(request)
-    await n.respond("counter", terms(60000, 0, 30, clauses=("mfn",)))  # meets target: the strategy accepts
+    await n.respond(
+        "counter", terms(60000, 0, 30, clauses=("mfn",))
+    )  # meets target: the strategy accepts
     pending = await n.pending("legal")
     assert pending.kind == DecisionKind.LEGAL_SIGNOFF
     await n.decide(pending.request_id, "lee", "reject")

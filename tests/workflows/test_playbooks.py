@@ -7,7 +7,9 @@ from temporalio.api.enums.v1 import EventType
 from negotiation.models import DecisionKind, Outcome, Role
 from tests.workflows.harness import Negotiation, make_request, terms
 
-WITHIN = terms(50000, 10, 45)  # within walk-away on price, discount and payment days, short of target
+WITHIN = terms(
+    50000, 10, 45
+)  # within walk-away on price, discount and payment days, short of target
 BEYOND = terms(40000, 10, 45)  # price beyond the 48k walk-away
 
 
@@ -32,7 +34,9 @@ async def _review_events(n: Negotiation, child: str) -> list[tuple[int, str, int
     return out
 
 
-async def test_automated_strategy_answers_counteroffers_within_the_mandate_without_asking_anyone(start):
+async def test_automated_strategy_answers_counteroffers_within_the_mandate_without_asking_anyone(
+    start,
+):
     n = await start(make_request("automated"))
     await n.until(lambda s: s.our_terms is not None)
     await n.respond("counter", WITHIN)
@@ -54,20 +58,28 @@ async def test_automated_strategy_answers_counteroffers_within_the_mandate_witho
     assert result.kpis.compliance.compliant
 
 
-async def test_automated_escalates_a_counteroffer_beyond_walk_away_to_finance_and_executive_together(start):
+async def test_automated_escalates_a_counteroffer_beyond_walk_away_to_finance_and_executive_together(
+    start,
+):
     n = await start(make_request("automated"))
     await n.until(lambda s: s.our_terms is not None)
     await n.respond("counter", BEYOND)
     s = await n.until(lambda s: len(s.pending_decisions) == 2)
     assert {p.role for p in s.pending_decisions} == {Role.FINANCE, Role.EXECUTIVE}
     assert all(p.kind == DecisionKind.ESCALATION for p in s.pending_decisions)
-    assert all("total_contract_value beyond walk-away" in p.reason or "mandate" in p.reason
-               for p in s.pending_decisions)
+    assert all(
+        "total_contract_value beyond walk-away" in p.reason or "mandate" in p.reason
+        for p in s.pending_decisions
+    )
     for p in s.pending_decisions:
         await n.decide(p.request_id, "fay" if p.role == Role.FINANCE else "eve")
     s = await n.until(lambda s: s.movement.value == "closure")
-    await n.until(lambda s: any(p.kind == DecisionKind.SIGNATURE for p in s.pending_decisions) or
-                  any(p.kind != DecisionKind.SIGNATURE for p in s.pending_decisions))
+    await n.until(
+        lambda s: (
+            any(p.kind == DecisionKind.SIGNATURE for p in s.pending_decisions)
+            or any(p.kind != DecisionKind.SIGNATURE for p in s.pending_decisions)
+        )
+    )
     # Closure: finance approval matrix is fine, so only the signature is asked (beyond-mandate deals are
     # never signed by policy).
     s = await n.until(lambda s: bool(s.pending_decisions))
@@ -95,8 +107,12 @@ async def test_conductor_led_deal_owner_decides_every_counteroffer_even_within_t
     events = await _review_events(n, "development")
     kinds = [k for _, k, _ in events]
     # Reviews run one after another: legal completes before finance is scheduled.
-    assert kinds == ["scheduled legal_review", "completed legal_review",
-                     "scheduled finance_approval", "completed finance_approval"]
+    assert kinds == [
+        "scheduled legal_review",
+        "completed legal_review",
+        "scheduled finance_approval",
+        "completed finance_approval",
+    ]
 
 
 async def test_conductor_led_escalations_run_one_after_another(start):
@@ -116,7 +132,9 @@ async def test_conductor_led_escalations_run_one_after_another(start):
     assert "eve rejected" in result.outcome_reason
 
 
-async def test_collaborative_ensemble_asks_every_required_role_at_once_and_reviews_in_parallel(start):
+async def test_collaborative_ensemble_asks_every_required_role_at_once_and_reviews_in_parallel(
+    start,
+):
     n = await start(make_request("collaborative_ensemble"))
     await n.until(lambda s: s.our_terms is not None)
     await n.respond("counter", WITHIN)
@@ -127,20 +145,29 @@ async def test_collaborative_ensemble_asks_every_required_role_at_once_and_revie
     scheduled_batches = {b for _, k, b in events if k.startswith("scheduled")}
     assert len(scheduled_batches) == 1, events  # both reviews scheduled in the same workflow task
     for p in s.pending_decisions:
-        approver = {"deal_owner": "ana", "finance": "fay", "executive": "eve", "legal": "lee"}[p.role.value]
+        approver = {"deal_owner": "ana", "finance": "fay", "executive": "eve", "legal": "lee"}[
+            p.role.value
+        ]
         await n.decide(p.request_id, approver)
     await n.until(lambda s: s.movement.value == "closure")
     s = await n.until(lambda s: bool(s.pending_decisions))
-    await n.decide(next(p for p in s.pending_decisions if p.kind == DecisionKind.SIGNATURE).request_id, "ana")
+    await n.decide(
+        next(p for p in s.pending_decisions if p.kind == DecisionKind.SIGNATURE).request_id, "ana"
+    )
     await n.respond("sign")
     result = await n.result()
     assert result.outcome == Outcome.AGREED
     assert result.agreed_terms.terms == WITHIN
 
 
-async def test_collaborative_ensemble_one_refusal_ends_the_round_and_withdraws_the_other_requests(start):
-    request = make_request("collaborative_ensemble", opening_terms__total_contract_value="300000",
-                           mandate__total_contract_value={"target": "300000", "walk_away": "240000"})
+async def test_collaborative_ensemble_one_refusal_ends_the_round_and_withdraws_the_other_requests(
+    start,
+):
+    request = make_request(
+        "collaborative_ensemble",
+        opening_terms__total_contract_value="300000",
+        mandate__total_contract_value={"target": "300000", "walk_away": "240000"},
+    )
     n = await start(request)
     await n.until(lambda s: s.our_terms is not None)
     await n.respond("counter", terms(260000, 10, 45))

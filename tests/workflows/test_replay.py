@@ -42,8 +42,12 @@ async def _histories(client: Client, negotiation_id: str) -> list[WorkflowHistor
 async def _play_ensemble_with_escalation(n: Negotiation) -> None:
     await n.respond("counter", terms(45000, 10, 45))
     s = await n.until(lambda s: len(s.pending_decisions) >= 2)
-    await n.decide(next(p for p in s.pending_decisions if p.role.value == "deal_owner").request_id, "ana", "revise",
-                   revised=terms(55000, 5, 40))
+    await n.decide(
+        next(p for p in s.pending_decisions if p.role.value == "deal_owner").request_id,
+        "ana",
+        "revise",
+        revised=terms(55000, 5, 40),
+    )
     await n.until(lambda s: s.our_terms is not None and s.our_terms.version == 3)
     await n.respond("accept")
     s = await n.until(lambda s: any(p.kind == DecisionKind.SIGNATURE for p in s.pending_decisions))
@@ -66,7 +70,9 @@ async def test_fresh_histories_of_every_movement_replay_deterministically(start)
         for history in histories:
             name = history.workflow_id.replace(n.id, "ensemble").replace("/", "-")
             (HISTORIES / f"{name}.json").write_text(
-                json.dumps({"workflow_id": history.workflow_id, "history": json.loads(history.to_json())})
+                json.dumps(
+                    {"workflow_id": history.workflow_id, "history": json.loads(history.to_json())}
+                )
             )
 
 
