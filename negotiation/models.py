@@ -378,6 +378,19 @@ class Kpis(BaseModel):
     stakeholder_satisfaction: float | None = Field(
         default=None, description="Mean retrospective score 1-5, None until answered."
     )
+    internal_wait_seconds: float = Field(
+        default=0.0, description="Time people owed an answer (a decision request was open)."
+    )
+    counterparty_wait_seconds: float = Field(
+        default=0.0, description="Time the counterparty held the ball (our offer unanswered)."
+    )
+    value_adding_share: float | None = Field(
+        default=None, description="Share of the cycle time spent neither waiting on people nor on them."
+    )
+    reminders: int = Field(default=0, description="Reminders sent (approvers and counterparty).")
+    escalations: int = Field(default=0, description="Decision requests escalated for lack of an answer.")
+    retrospective_answers: int = Field(default=0, description="Participants who answered.")
+    retrospective_missing: int = Field(default=0, description="Participants who did not answer in time.")
 
 
 class NegotiationStatus(BaseModel):

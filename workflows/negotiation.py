@@ -109,6 +109,8 @@ class NegotiationWorkflow:
     async def run(self, request: NegotiationRequest) -> NegotiationResult:
         state = ScoreState(request=request)
         self._upsert(sa.COUNTERPARTY, request.counterparty.name)
+        if workflow.patched("deal-type-attribute"):
+            self._upsert(sa.DEAL_TYPE, request.deal_type.value)
         try:
             state = await self._play(PreparationMovement, state)
             self._policy = state.policy

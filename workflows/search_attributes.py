@@ -12,6 +12,7 @@ MOVEMENT = SearchAttributeKey.for_keyword("NegotiationMovement")
 PLAYBOOK = SearchAttributeKey.for_keyword("NegotiationPlaybook")
 OUTCOME = SearchAttributeKey.for_keyword("NegotiationOutcome")
 COUNTERPARTY = SearchAttributeKey.for_keyword("Counterparty")
+DEAL_TYPE = SearchAttributeKey.for_keyword("NegotiationDealType")
 DEAL_VALUE = SearchAttributeKey.for_float("DealValue")
 AWAITING_DECISION = SearchAttributeKey.for_keyword_list("AwaitingDecision")
 
@@ -20,6 +21,7 @@ ALL: tuple[SearchAttributeKey, ...] = (
     PLAYBOOK,
     OUTCOME,
     COUNTERPARTY,
+    DEAL_TYPE,
     DEAL_VALUE,
     AWAITING_DECISION,
 )
