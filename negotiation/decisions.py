@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from negotiation.mandate import evaluate
 from negotiation.models import DecisionRecord, DecisionRequest, HumanDecision, RoleCard
 from negotiation.terms import Mandate
@@ -13,12 +15,14 @@ def rejection_reason(
     taken: DecisionRecord | None,
     participants: tuple[RoleCard, ...],
     mandate: Mandate | None = None,
+    now: datetime | None = None,
 ) -> str | None:
     """Why ``decision`` cannot be accepted, or None when it can.
 
     ``request`` is the pending request it answers (None when unknown), ``taken`` the decision
     already recorded for it, if any. With a ``mandate``, revised terms (our counter) must lie
     within it: going beyond the walk-away is the counterparty's move to make, and ours to escalate.
+    At ``now``, a delegate may decide for a participant whose delegation is in force.
     """
     if taken is not None:
         return (
@@ -38,12 +42,9 @@ def rejection_reason(
     card = next((p for p in participants if p.name == decision.approver), None)
     if card is None:
         return f"{decision.approver} is not a participant in this negotiation"
-    if card.role != request.role:
-        return (
-            f"{card.name} holds the role {card.role.value}; this request needs {request.role.value}"
-        )
-    if card.authority_limit < request.required_authority:
-        return f"{card.name}'s authority limit is below what request {request.request_id} requires"
+    own = _own_reason(card, request)
+    if own is not None and acting_for(decision.approver, request, participants, now) is None:
+        return own + _delegation_hint(decision.approver, request, participants, now)
     if mandate is not None and decision.revised_terms is not None:
         beyond = evaluate(decision.revised_terms, mandate).beyond
         if beyond:
@@ -52,3 +53,44 @@ def rejection_reason(
                 "counter within the mandate, or approve or reject the counterparty's terms"
             )
     return None
+
+
+def _own_reason(card: RoleCard, request: DecisionRequest) -> str | None:
+    if card.role != request.role:
+        return f"{card.name} holds the role {card.role.value}; this request needs {request.role.value}"
+    if card.authority_limit < request.required_authority:
+        return f"{card.name}'s authority limit is below what request {request.request_id} requires"
+    return None
+
+
+def acting_for(
+    approver: str,
+    request: DecisionRequest,
+    participants: tuple[RoleCard, ...],
+    now: datetime | None,
+) -> RoleCard | None:
+    """The participant ``approver`` may decide for as their delegate at ``now``, if any.
+
+    Delegation is one hop: a delegate acts for the person who named them, never for whoever
+    named that person.
+    """
+    if now is None:
+        return None
+    for card in participants:
+        d = card.delegation
+        if d is not None and d.delegate == approver and d.covers(now) and _own_reason(card, request) is None:
+            return card
+    return None
+
+
+def _delegation_hint(
+    approver: str, request: DecisionRequest, participants: tuple[RoleCard, ...], now: datetime | None
+) -> str:
+    for card in participants:
+        d = card.delegation
+        if d is not None and d.delegate == approver and _own_reason(card, request) is None:
+            return (
+                f" (the delegation from {card.name} runs from {d.starts.isoformat()} "
+                f"to {d.ends.isoformat()})"
+            )
+    return ""

@@ -86,6 +86,28 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Delegation(BaseModel):
+    """Out of office: another participant decides in this one's place between two dates."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    delegate: Identifier = Field(description="Participant name of the stand-in.")
+    starts: datetime = Field(description="From when the delegate may decide (timezone-aware).")
+    ends: datetime = Field(description="Until when (exclusive).")
+
+    @model_validator(mode="after")
+    def _dates(self) -> Delegation:
+        if self.starts.tzinfo is None or self.ends.tzinfo is None:
+            raise ValueError("delegation dates must carry a timezone")
+        if self.ends <= self.starts:
+            raise ValueError("a delegation must end after it starts")
+        return self
+
+    def covers(self, moment: datetime) -> bool:
+        """True while the delegation is in force."""
+        return self.starts <= moment < self.ends
+
+
 class RoleCard(BaseModel):
     """A participant: who they are, what they contribute, what they may decide, how to reach them."""
 
@@ -102,6 +124,9 @@ class RoleCard(BaseModel):
     contribution: str = Field(default="", max_length=500, description="What this person brings.")
     duties: tuple[str, ...] = Field(
         default=(), description="Communication duties, e.g. 'weekly update'."
+    )
+    delegation: Delegation | None = Field(
+        default=None, description="Who decides for this participant while out of office."
     )
 
 
@@ -135,7 +160,12 @@ class NegotiationRequest(BaseModel):
     playbook: PlaybookName | None = Field(
         default=None, description="Orchestration playbook; chosen by policy when absent."
     )
-    time_sensitive: bool = Field(default=False, description="Daily rather than weekly rhythm.")
+    time_sensitive: bool = Field(
+        default=False, description="Checkpoints every working day rather than every week."
+    )
+    checkpoint_days: int | None = Field(
+        default=None, ge=1, le=90, description="Checkpoint cadence in days; the policy's when absent."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> NegotiationRequest:
@@ -149,7 +179,23 @@ class NegotiationRequest(BaseModel):
         beyond = evaluate(self.opening_terms, self.mandate).beyond
         if beyond:
             raise ValueError(f"opening terms lie beyond the walk-away on: {', '.join(beyond)}")
+        self._check_delegations(set(names))
         return self
+
+    def _check_delegations(self, names: set[str]) -> None:
+        """Delegates are participants, never oneself, and delegations never form a cycle."""
+        to = {p.name: p.delegation.delegate for p in self.participants if p.delegation}
+        for who, delegate in to.items():
+            if delegate == who:
+                raise ValueError(f"{who} cannot delegate to themselves")
+            if delegate not in names:
+                raise ValueError(f"{who} delegates to {delegate}, who is not a participant")
+            seen, step = {who}, delegate
+            while step in to:
+                if to[step] in seen | {step}:
+                    raise ValueError(f"delegations form a cycle through {who} and {step}")
+                seen.add(step)
+                step = to[step]
 
     def participant(self, name: str) -> RoleCard | None:
         """The role card of participant ``name``, if any."""
@@ -291,6 +337,12 @@ class DecisionRecord(BaseModel):
     comment: str = Field(default="", description="Why.")
     at: datetime = Field(description="When it was recorded.")
     message_id: str | None = Field(default=None, description="Id of the message that carried it.")
+    acting_for: str | None = Field(
+        default=None, description="The participant a delegate decided for, when a delegate decided."
+    )
+    carried_from: int | None = Field(
+        default=None, description="Terms version whose approval still stands for this one."
+    )
 
 
 class RejectedMessage(BaseModel):
@@ -331,6 +383,52 @@ class TimelineEvent(BaseModel):
     at: datetime = Field(description="When.")
     movement: Movement = Field(description="Movement in which it happened.")
     text: str = Field(description="What happened (no deal terms).")
+
+
+class Reminder(BaseModel):
+    """A reminder that went out: to an approver about a decision, or to a silent counterparty."""
+
+    at: datetime = Field(description="When it was sent.")
+    to: str = Field(description="The role reminded, or 'counterparty'.")
+    request_id: str | None = Field(default=None, description="The decision request, if any.")
+
+
+class Escalation(BaseModel):
+    """A decision request handed to the next authority after twice its due time without an answer."""
+
+    at: datetime = Field(description="When it escalated.")
+    request_id: str = Field(description="The request.")
+    from_role: Role = Field(description="Who had it.")
+    to_role: Role = Field(description="Who has it now.")
+
+
+class Touchpoint(BaseModel):
+    """A relationship check-in proposed to the counterparty."""
+
+    at: datetime = Field(description="When it was proposed.")
+    round: int = Field(description="Round it followed.")
+    reason: str = Field(description="Why (no deal terms).")
+
+
+class RetrospectiveAnswer(BaseModel):
+    """A participant's retrospective on a closed negotiation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message_id: str = Field(min_length=1, max_length=128, description="Unique id; a repeat changes nothing.")
+    participant: str = Field(min_length=1, max_length=128, description="Participant name.")
+    satisfaction: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent).")
+    note: str = Field(default="", max_length=2000, description="What went well or badly.")
+
+
+class RetrospectiveEntry(BaseModel):
+    """One participant's retrospective, or its absence."""
+
+    participant: str
+    satisfaction: int | None = None
+    note: str = ""
+    missing: bool = Field(default=False, description="No answer before the window closed.")
+    at: datetime | None = None
 
 
 class PendingDecision(BaseModel):
@@ -416,6 +514,16 @@ class NegotiationStatus(BaseModel):
     queued_messages: int = 0
     timeline: list[TimelineEvent] = Field(default_factory=list)
     movements: list[MovementSpan] = Field(default_factory=list)
+    checkpoints: list[datetime] = Field(default_factory=list, description="When digests went out.")
+    reminders: list[Reminder] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+    touchpoints: list[Touchpoint] = Field(default_factory=list)
+    retrospective: list[RetrospectiveEntry] = Field(default_factory=list)
+    retrospective_until: datetime | None = Field(
+        default=None, description="While set and in the future, retrospective answers are taken."
+    )
+    internal_wait_seconds: float = 0.0
+    counterparty_wait_seconds: float = 0.0
     started_at: datetime
     closed_at: datetime | None = None
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from negotiation.mandate import evaluate
 from negotiation.models import DealType, NegotiationRequest, PlaybookName, Role, RoleCard
@@ -123,7 +123,10 @@ class Policy(BaseModel):
         default=(
             ValueTier(name="standard", up_to=Decimal(100_000), approvers=(Role.DEAL_OWNER,)),
             ValueTier(
-                name="elevated", up_to=Decimal(1_000_000), approvers=(Role.DEAL_OWNER, Role.FINANCE)
+                name="elevated",
+                up_to=Decimal(1_000_000),
+                approvers=(Role.DEAL_OWNER, Role.FINANCE),
+                decision_due_hours=48,
             ),
             ValueTier(
                 name="strategic",
@@ -153,8 +156,37 @@ class Policy(BaseModel):
         default=Decimal(100_000),
         description="Automated deals up to this value are signed by policy.",
     )
-    weekly_checkpoint_days: int = Field(
-        default=7, ge=1, description="Rhythm of the weekly checkpoint."
+    checkpoint_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        # Histories written before the rename carry the old name: both load.
+        validation_alias=AliasChoices("checkpoint_days", "weekly_checkpoint_days"),
+        description="Checkpoint cadence in days (time-sensitive: working days).",
+    )
+    escalate_to: dict[Role, Role] = Field(
+        default={
+            Role.DEAL_OWNER: Role.EXECUTIVE,
+            Role.FINANCE: Role.EXECUTIVE,
+            Role.LEGAL: Role.EXECUTIVE,
+        },
+        description="Next authority when a decision is not taken by twice its due time.",
+    )
+    counterparty_reminder_days: int = Field(
+        default=5, ge=1, description="Remind a silent counterparty after this many days."
+    )
+    touchpoint_after_stalled_rounds: int = Field(
+        default=2, ge=1, description="Propose a check-in after this many rounds without progress."
+    )
+    retrospective_days: int = Field(
+        default=7, ge=0, description="How long participants have to answer the retrospective."
+    )
+    concerns: dict[Role, tuple[str, ...]] = Field(
+        default={
+            Role.LEGAL: ("liability_cap_multiple", "non_standard_clauses", "term_months"),
+            Role.FINANCE: ("total_contract_value", "discount_pct", "payment_days"),
+        },
+        description="Terms each role's approval is about; roles not listed are about every term.",
     )
 
     @model_validator(mode="after")

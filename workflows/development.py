@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         PlaybookName,
         Review,
         Role,
+        Touchpoint,
     )
     from negotiation.policy import (
         Policy,
@@ -114,6 +115,7 @@ class DevelopmentMovement(MovementPlayer):
         else:
             assert response.terms is not None  # the model requires terms with 'counter'
             self.state.round += 1
+            previous = self.state.their_offer
             their = self.new_offer(Party.THEM, response.terms, response.note)
             await self.report(
                 offers=[their],
@@ -121,6 +123,8 @@ class DevelopmentMovement(MovementPlayer):
                     f"round {self.state.round}: counteroffer version {their.version} received"
                 ],
             )
+            if workflow.patched("touchpoints"):
+                await self._keep_in_touch(previous, their)
             if self.state.round > self.state.request.mandate.max_rounds:
                 await self._walk_away("the maximum number of rounds passed without agreement")
                 return
@@ -308,7 +312,9 @@ class DevelopmentMovement(MovementPlayer):
         offer = self.new_offer(Party.US, terms, reason)
         await self.send_to_counterparty(offer, "Our counteroffer")
         await self.report(
-            offers=[offer], timeline=[f"counteroffer version {offer.version} sent: {reason}"]
+            offers=[offer],
+            timeline=[f"counteroffer version {offer.version} sent: {reason}"],
+            **self.hand_over(),
         )
 
     async def _walk_away(self, reason: str) -> None:
@@ -322,6 +328,29 @@ class DevelopmentMovement(MovementPlayer):
         )
         self.state.close(Outcome.WALKED_AWAY, reason)
         await self.report(timeline=[f"walked away: {reason}"])
+
+    async def _keep_in_touch(self, previous: Offer | None, their: Offer) -> None:
+        """After rounds without a concession from them, propose a check-in (a recorded touchpoint)."""
+        stalled = previous is not None and previous.terms == their.terms
+        self.state.stalled_rounds = self.state.stalled_rounds + 1 if stalled else 0
+        if self.state.stalled_rounds < self.policy.touchpoint_after_stalled_rounds:
+            return
+        self.state.stalled_rounds = 0
+        req = self.state.request
+        owners = [p.email for p in req.holders(Role.DEAL_OWNER)]
+        reason = f"{self.policy.touchpoint_after_stalled_rounds} rounds without a concession"
+        await self.notify(
+            f"touchpoint/r{self.state.round}",
+            "touchpoint",
+            [req.counterparty.email, *owners],
+            "Shall we talk?",
+            f"Negotiation {req.negotiation_id}: {reason}. We propose a call to understand "
+            "what matters most to you.\n",
+        )
+        await self.report(
+            touchpoints=[Touchpoint(at=workflow.now(), round=self.state.round, reason=reason)],
+            timeline=[f"check-in proposed to the counterparty: {reason}"],
+        )
 
     # --- long negotiations -------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import ClassVar
 
 from temporalio import workflow
@@ -18,15 +19,17 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.notifications import Delivery, Notification, Notifier
     from activities.timeouts import NOTIFY
+    from negotiation.clock import DecisionClock, standing_approval
     from negotiation.models import (
         CounterpartyAction,
         CounterpartyResponse,
         DecisionKind,
         DecisionRecord,
         DecisionRequest,
-        HumanDecision,
+        Escalation,
         Movement,
         RejectedMessage,
+        Reminder,
         RoleCard,
         Verdict,
     )
@@ -35,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.protocol import (
         DELIVER_SIGNAL,
         REPORT_SIGNAL,
+        Approval,
         Envelope,
         MovementReport,
         ScoreState,
@@ -127,6 +131,25 @@ class MovementPlayer:
         except TimeoutError:
             raise Expired() from None
 
+    async def until_or(self, ready: Callable[[], bool], at: datetime, summary: str) -> bool:
+        """Wait for ``ready`` until ``at``: True when ready, False when ``at`` came first.
+
+        The deadline still wins over both.
+        """
+        if ready():
+            return True
+        deadline = self.state.request.mandate.deadline
+        if at >= deadline:
+            await self.until(ready, summary)
+            return True
+        try:
+            await workflow.wait_condition(
+                ready, timeout=max(at - workflow.now(), timedelta(0)), timeout_summary=summary
+            )
+        except TimeoutError:
+            return False
+        return True
+
     # --- offers -----------------------------------------------------------------------------
 
     def new_offer(self, party: Party, terms: Terms, note: str = "") -> Offer:
@@ -162,6 +185,14 @@ class MovementPlayer:
             Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
         )
 
+    def hand_over(self) -> dict[str, object]:
+        """The ball is with the counterparty from now: their clock runs, ours stops.
+
+        Returns the report part that tells the negotiation so.
+        """
+        self.state.counterparty_since = workflow.now()
+        return {"awaiting_counterparty": True}
+
     async def send_to_counterparty(self, offer: Offer, headline: str) -> None:
         """Send an offer (ours or an acceptance of theirs) to the counterparty."""
         req = self.state.request
@@ -186,7 +217,7 @@ class MovementPlayer:
     ) -> CounterpartyResponse:
         """The counterparty's next usable message; stale or out-of-place ones are rejected with a reason."""
         while True:
-            await self.until(self._has_counterparty, f"waiting for the counterparty: {waiting_for}")
+            await self._wait_for_counterparty(waiting_for)
             envelope = next(e for e in self.inbox if e.counterparty is not None)
             self.inbox.remove(envelope)
             response = envelope.counterparty
@@ -212,6 +243,40 @@ class MovementPlayer:
             self.state.last_sequence = response.sequence
             self.state.processed_ids.append(response.message_id)
             return response
+
+    async def _wait_for_counterparty(self, waiting_for: str) -> None:
+        """Wait for the counterparty; remind them once if they stay silent for the policy's days."""
+        summary = f"waiting for the counterparty: {waiting_for}"
+        since = self.state.counterparty_since
+        policy = self.state.policy
+        if (
+            not workflow.patched("counterparty-reminder")
+            or since is None
+            or policy is None
+            or self.state.counterparty_reminded == since
+        ):
+            await self.until(self._has_counterparty, summary)
+            return
+        remind_at = since + timedelta(days=policy.counterparty_reminder_days)
+        if await self.until_or(self._has_counterparty, remind_at, summary):
+            return
+        req = self.state.request
+        self.state.counterparty_reminded = since
+        await self.notify(
+            f"counterparty-reminder/{since.isoformat()}",
+            "reminder",
+            [req.counterparty.email],
+            "A gentle reminder",
+            f"We are waiting for your answer in negotiation {req.negotiation_id} "
+            f"({waiting_for}).\n",
+        )
+        await self.report(
+            reminders=[Reminder(at=workflow.now(), to="counterparty")],
+            timeline=[
+                f"counterparty reminded after {policy.counterparty_reminder_days} days of silence"
+            ],
+        )
+        await self.until(self._has_counterparty, summary)
 
     # --- people -----------------------------------------------------------------------------
 
@@ -250,7 +315,9 @@ class MovementPlayer:
             verdicts=verdicts,
         )
 
-    async def _notify_approvers(self, requests: Sequence[DecisionRequest], offer: Offer) -> None:
+    async def _notify_approvers(
+        self, requests: Sequence[DecisionRequest], offer: Offer, suffix: str = ""
+    ) -> None:
         req = self.state.request
         sends = []
         for dr in requests:
@@ -272,31 +339,41 @@ class MovementPlayer:
             )
             sends.append(
                 self.notify(
-                    dr.request_id, "decision_request", to, f"Decision needed: {dr.kind.value}", body
+                    f"{dr.request_id}{suffix}",
+                    "decision_request",
+                    to,
+                    f"Decision needed: {dr.kind.value}",
+                    body,
                 )
             )
         await asyncio.gather(*sends)
 
-    def _take_decision(self, open_ids: set[str]) -> HumanDecision | None:
+    def _take_decision(self, open_ids: set[str]) -> Envelope | None:
         for envelope in self.inbox:
             if envelope.decision is not None and envelope.decision.request_id in open_ids:
                 self.inbox.remove(envelope)
-                return envelope.decision
+                return envelope
         return None
 
-    def _record(self, decision: HumanDecision, request: DecisionRequest) -> DecisionRecord:
+    def _record(self, envelope: Envelope, request: DecisionRequest) -> DecisionRecord:
+        decision = envelope.decision
+        assert decision is not None
         card = self.state.request.participant(decision.approver)
+        authority = envelope.approver_authority
+        if authority is None:  # forwarded by a negotiation from before delegation existed
+            authority = card.authority_limit if card else Decimal(0)
         return DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,
             role=request.role,
             approver=decision.approver,
-            approver_authority=card.authority_limit if card else 0,
+            approver_authority=authority,
             verdict=decision.verdict,
             terms_version=request.terms_version,
             comment=decision.comment,
             at=workflow.now(),
             message_id=decision.message_id,
+            acting_for=envelope.acting_for,
         )
 
     async def ask(
@@ -311,33 +388,179 @@ class MovementPlayer:
         """Put decisions to people: all at once (``together``) or one after another.
 
         Every request must be approved; the first reject or revise ends the round and withdraws
-        the requests still open.
+        the requests still open. An approval given on an earlier version stands when the change
+        does not touch what it is about; every request is due, reminded and escalated on time.
         """
+        taken: list[DecisionRecord] = []
+        if workflow.patched("standing-approvals"):
+            needs, taken = await self._carry_standing(needs, offer)
         requests = [self._new_request(n, k, offer, suggestion, verdicts) for n, k in needs]
         batches = [requests] if together else [[r] for r in requests]
-        taken: list[DecisionRecord] = []
+        on_the_clock = workflow.patched("decision-clock")
         for batch in batches:
             await self.report(requested=batch)
             await self._notify_approvers(batch, offer)
             by_id = {r.request_id: r for r in batch}
             open_ids = set(by_id)
+            reminded: set[str] = set()
             while open_ids:
-                await self.until(
-                    lambda ids=open_ids: any(  # type: ignore[misc]
-                        e.decision is not None and e.decision.request_id in ids for e in self.inbox
-                    ),
-                    f"waiting for {', '.join(sorted(by_id[i].role.value for i in open_ids))}",
-                )
-                decision = self._take_decision(open_ids)
-                if decision is None or decision.message_id in self.state.processed_ids:
+                if on_the_clock:
+                    await self._await_decision_on_the_clock(open_ids, by_id, reminded, offer)
+                else:
+                    await self.until(
+                        lambda ids=open_ids: self._decision_ready(ids),  # type: ignore[misc]
+                        f"waiting for {', '.join(sorted(by_id[i].role.value for i in open_ids))}",
+                    )
+                envelope = self._take_decision(open_ids)
+                if envelope is None or envelope.message_id in self.state.processed_ids:
                     continue
+                decision = envelope.decision
+                assert decision is not None
                 self.state.processed_ids.append(decision.message_id)
-                record = self._record(decision, by_id[decision.request_id])
+                record = self._record(envelope, by_id[decision.request_id])
                 open_ids.discard(decision.request_id)
                 taken.append(record)
+                if record.verdict == Verdict.APPROVE:
+                    self.state.approvals.append(Approval(record=record, terms=offer.terms))
                 await self.report(decided=[record])
                 if record.verdict != Verdict.APPROVE:
                     if open_ids:
                         await self.report(withdrawn=sorted(open_ids))
                     return AskOutcome(False, record, decision.revised_terms, taken)
         return AskOutcome(True, decisions=taken)
+
+    async def _carry_standing(
+        self, needs: Sequence[tuple[Requirement, DecisionKind]], offer: Offer
+    ) -> tuple[list[tuple[Requirement, DecisionKind]], list[DecisionRecord]]:
+        """Approvals on earlier versions that still stand; the needs left to ask."""
+        policy = self.state.policy
+        if policy is None:
+            return list(needs), []
+        earlier = [
+            (a.record, a.terms)
+            for a in self.state.approvals
+            if a.record.terms_version < offer.version
+        ]
+        left: list[tuple[Requirement, DecisionKind]] = []
+        carried: list[DecisionRecord] = []
+        for need, kind in needs:
+            stands = (
+                None
+                if kind == DecisionKind.SIGNATURE
+                else standing_approval(need.role, offer.terms, earlier, policy)
+            )
+            if stands is None or stands.approver_authority < need.min_authority:
+                left.append((need, kind))
+                continue
+            self.state.asked += 1
+            record = stands.model_copy(
+                update={
+                    "request_id": f"{self.movement.value[:3]}-{self.state.asked}-{kind.value}-{need.role.value}",
+                    "kind": kind,
+                    "terms_version": offer.version,
+                    "carried_from": stands.carried_from or stands.terms_version,
+                    "comment": f"approval of version {stands.terms_version} stands: nothing it is about changed",
+                    "at": workflow.now(),
+                    "message_id": None,
+                }
+            )
+            self.state.approvals.append(Approval(record=record, terms=offer.terms))
+            carried.append(record)
+        if carried:
+            await self.report(
+                decided=carried,
+                timeline=[
+                    f"{r.role.value} approval of version {r.carried_from} stands for version {offer.version}"
+                    for r in carried
+                ],
+            )
+        return left, carried
+
+    def _decision_ready(self, ids: set[str]) -> bool:
+        return any(e.decision is not None and e.decision.request_id in ids for e in self.inbox)
+
+    async def _await_decision_on_the_clock(
+        self,
+        open_ids: set[str],
+        by_id: dict[str, DecisionRequest],
+        reminded: set[str],
+        offer: Offer,
+    ) -> None:
+        """Wait for a decision; remind at the due time, escalate at twice the due time."""
+        policy = self.state.policy
+        while not self._decision_ready(open_ids):
+            events: list[tuple[datetime, str, str]] = []
+            for rid in sorted(open_ids):
+                r = by_id[rid]
+                clock = DecisionClock(
+                    asked_at=r.created_at, due_in=(r.due_at or r.created_at) - r.created_at
+                )
+                if rid not in reminded:
+                    events.append((clock.remind_at, "remind", rid))
+                elif policy is not None and policy.escalate_to.get(r.role) is not None:
+                    events.append((clock.escalate_at, "escalate", rid))
+            roles = ", ".join(sorted(by_id[i].role.value for i in open_ids))
+            if not events:
+                await self.until(lambda: self._decision_ready(open_ids), f"waiting for {roles}")
+                return
+            at, what, rid = min(events)
+            if await self.until_or(
+                lambda: self._decision_ready(open_ids), at, f"{what} {roles} at due time"
+            ):
+                return
+            if what == "remind":
+                reminded.add(rid)
+                await self._remind(by_id[rid], offer)
+            else:
+                by_id[rid] = await self._escalate(by_id[rid], offer)
+                reminded.discard(rid)
+
+    async def _remind(self, request: DecisionRequest, offer: Offer) -> None:
+        req = self.state.request
+        need = Requirement(
+            role=request.role, min_authority=request.required_authority, reason=request.reason
+        )
+        to = [p.email for p in self._holders(need)] or [p.email for p in req.holders(request.role)]
+        if to:
+            await self.notify(
+                f"{request.request_id}/reminder/{request.role.value}",
+                "reminder",
+                to,
+                f"Reminder: decision due ({request.kind.value})",
+                f"Decision {request.request_id} on version {offer.version} of negotiation "
+                f"{req.negotiation_id} was due at {request.due_at}. It escalates at twice that wait.\n",
+            )
+        await self.report(
+            reminders=[
+                Reminder(at=workflow.now(), to=request.role.value, request_id=request.request_id)
+            ],
+            timeline=[f"{request.role.value} reminded: {request.request_id} is due"],
+        )
+
+    async def _escalate(self, request: DecisionRequest, offer: Offer) -> DecisionRequest:
+        """Hand the request to the next authority named by the policy."""
+        assert self.state.policy is not None
+        to_role = self.state.policy.escalate_to[request.role]
+        now = workflow.now()
+        due_in = (request.due_at or now) - request.created_at
+        escalated = request.model_copy(
+            update={
+                "role": to_role,
+                "created_at": now,
+                "due_at": now + due_in,
+                "reason": f"{request.reason}; escalated from {request.role.value}, no answer in time",
+            }
+        )
+        await self.report(
+            requested=[escalated],
+            escalations=[
+                Escalation(
+                    at=now, request_id=request.request_id, from_role=request.role, to_role=to_role
+                )
+            ],
+            timeline=[
+                f"{request.request_id} escalated from {request.role.value} to {to_role.value}"
+            ],
+        )
+        await self._notify_approvers([escalated], offer, suffix="/escalated")
+        return escalated

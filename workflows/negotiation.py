@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from negotiation.decisions import rejection_reason
+    from activities.notifications import Notification, Notifier
+    from activities.timeouts import NOTIFY
+    from negotiation.clock import checkpoint_cadence, next_checkpoint
+    from negotiation.decisions import acting_for, rejection_reason
     from negotiation.kpis import assess_compliance, compute_kpis, deal_quality
     from negotiation.models import (
         Compliance,
@@ -35,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         PendingDecision,
         PlaybookName,
         RejectedMessage,
+        RetrospectiveAnswer,
+        RetrospectiveEntry,
         TimelineEvent,
     )
     from negotiation.policy import Policy, requirements_for
@@ -104,6 +112,10 @@ class NegotiationWorkflow:
         self._pending: dict[str, DecisionRequest] = {}
         self._decided: dict[str, DecisionRecord] = {}
         self._attributes: dict[str, Any] = {}
+        self._counterparty_since: datetime | None = None
+        self._internal_since: datetime | None = None
+        self._retro_answers: dict[str, RetrospectiveEntry] = {}
+        self._retro_receipts: dict[str, RetrospectiveEntry] = {}
 
     @workflow.run
     async def run(self, request: NegotiationRequest) -> NegotiationResult:
@@ -111,6 +123,7 @@ class NegotiationWorkflow:
         self._upsert(sa.COUNTERPARTY, request.counterparty.name)
         if workflow.patched("deal-type-attribute"):
             self._upsert(sa.DEAL_TYPE, request.deal_type.value)
+        rhythm = asyncio.create_task(self._rhythm()) if workflow.patched("rhythm") else None
         try:
             state = await self._play(PreparationMovement, state)
             self._policy = state.policy
@@ -123,11 +136,18 @@ class NegotiationWorkflow:
             state = await self._play(OpeningMovement, state)
             if state.outcome is None and state.agreed is None:
                 state = await self._play(DevelopmentMovement, state)
+            if rhythm is not None:
+                rhythm.cancel()  # the rhythm stops at closure
             if state.outcome is None and state.agreed is not None:
                 state = await self._play(ClosureMovement, state)
         except asyncio.CancelledError:
             state.close(Outcome.CANCELLED, "cancelled by an operator")
-        return await self._finish(state)
+        if rhythm is not None:
+            rhythm.cancel()
+        self._close(state)
+        if workflow.patched("retrospective"):
+            await self._retrospective(state.policy or Policy())
+        return await self._result(state)
 
     # --- messages from outside ----------------------------------------------------------------
 
@@ -149,6 +169,7 @@ class NegotiationWorkflow:
                 f"the negotiation is closed ({self._status.outcome})",
             )
             return
+        self._stop_counterparty_clock(workflow.now())
         self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
         self._refresh()
 
@@ -185,6 +206,34 @@ class NegotiationWorkflow:
         if reason is not None:
             raise ValueError(reason)
 
+    @workflow.update
+    def retrospective(self, answer: RetrospectiveAnswer) -> RetrospectiveEntry:
+        """A participant's retrospective, taken while the window is open."""
+        known = self._retro_receipts.get(answer.message_id)
+        if known is not None:
+            return known
+        entry = RetrospectiveEntry(
+            participant=answer.participant,
+            satisfaction=answer.satisfaction,
+            note=answer.note,
+            at=workflow.now(),
+        )
+        self._retro_answers[answer.participant] = entry
+        self._retro_receipts[answer.message_id] = entry
+        return entry
+
+    @retrospective.validator
+    def _validate_retrospective(self, answer: RetrospectiveAnswer) -> None:
+        if answer.message_id in self._retro_receipts:
+            return
+        until = self._status.retrospective_until
+        if until is None or workflow.now() >= until:
+            raise ValueError("the retrospective is not open")
+        if self._request.participant(answer.participant) is None:
+            raise ValueError(f"{answer.participant} is not a participant in this negotiation")
+        if answer.participant in self._retro_answers:
+            raise ValueError(f"{answer.participant} has already answered the retrospective")
+
     @workflow.query
     def status(self) -> NegotiationStatus:
         """The negotiation as it stands."""
@@ -217,6 +266,11 @@ class NegotiationWorkflow:
             status.decisions.append(record)
         status.reviews.extend(report.reviews)
         status.rejected_messages.extend(report.rejected)
+        status.reminders.extend(report.reminders)
+        status.escalations.extend(report.escalations)
+        status.touchpoints.extend(report.touchpoints)
+        if report.awaiting_counterparty and self._counterparty_since is None:
+            self._counterparty_since = now
         status.timeline.extend(
             TimelineEvent(at=now, movement=report.movement, text=t) for t in report.timeline
         )
@@ -301,26 +355,47 @@ class NegotiationWorkflow:
             self._decided.get(decision.request_id),
             self._request.participants,
             self._request.mandate,
+            workflow.now(),
         )
 
     def _accept(self, decision: HumanDecision) -> DecisionReceipt:
         now = workflow.now()
         request = self._pending.pop(decision.request_id)
         card = self._request.participant(decision.approver)
+        in_own_right = (
+            card is not None
+            and card.role == request.role
+            and card.authority_limit >= request.required_authority
+        )
+        delegator = (
+            None
+            if in_own_right
+            else acting_for(decision.approver, request, self._request.participants, now)
+        )
+        decider = delegator or card
+        authority = decider.authority_limit if decider else Decimal(0)
         self._seen.add(decision.message_id)
         self._decided[request.request_id] = DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,
             role=request.role,
             approver=decision.approver,
-            approver_authority=card.authority_limit if card else 0,
+            approver_authority=authority,
             verdict=decision.verdict,
             terms_version=request.terms_version,
             comment=decision.comment,
             at=now,
             message_id=decision.message_id,
+            acting_for=delegator.name if delegator else None,
         )
-        self._inbox.append(Envelope(decision=decision, received_at=now))
+        self._inbox.append(
+            Envelope(
+                decision=decision,
+                received_at=now,
+                acting_for=delegator.name if delegator else None,
+                approver_authority=authority,
+            )
+        )
         receipt = DecisionReceipt(
             request_id=request.request_id,
             approver=decision.approver,
@@ -365,7 +440,24 @@ class NegotiationWorkflow:
             floor = float(tier.up_to)
         return floor
 
+    def _stop_counterparty_clock(self, now: datetime) -> None:
+        if self._counterparty_since is not None:
+            waited = (now - self._counterparty_since).total_seconds()
+            self._status.counterparty_wait_seconds += waited
+            self._counterparty_since = None
+
+    def _tick_internal_clock(self) -> None:
+        """People owe an answer while any decision request is open."""
+        now = workflow.now()
+        if self._pending and self._internal_since is None:
+            self._internal_since = now
+        elif not self._pending and self._internal_since is not None:
+            waited = (now - self._internal_since).total_seconds()
+            self._status.internal_wait_seconds += waited
+            self._internal_since = None
+
     def _refresh(self) -> None:
+        self._tick_internal_clock()
         status = self._status
         status.pending_decisions = [
             PendingDecision(
@@ -394,9 +486,109 @@ class NegotiationWorkflow:
             f"Awaiting: {awaiting}\n\nLast: {last}"
         )
 
+    # --- rhythm and retrospective ------------------------------------------------------------
+
+    async def _notify(self, key: str, kind: str, to: list[str], subject: str, body: str) -> bool:
+        """Send a notification from the negotiation itself; a refusal is recorded, not raised."""
+        note = Notification(
+            idempotency_key=f"{self._request.negotiation_id}/{key}",
+            negotiation_id=self._request.negotiation_id,
+            kind=kind,
+            to=tuple(to),
+            subject=subject,
+            body=body,
+        )
+        try:
+            await workflow.execute_activity_method(
+                Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
+            )
+        except ActivityError:
+            self._note(f"{kind} notification could not be delivered")
+            return False
+        return True
+
+    def _note(self, text: str) -> None:
+        self._status.timeline.append(
+            TimelineEvent(at=workflow.now(), movement=self._status.movement, text=text)
+        )
+        self._refresh()
+
+    async def _rhythm(self) -> None:
+        """Checkpoint digests to the participants while the negotiation is open."""
+        await workflow.wait_condition(lambda: self._policy is not None)
+        assert self._policy is not None
+        every, working_days = checkpoint_cadence(self._request, self._policy)
+        last = workflow.now()
+        while True:
+            at = next_checkpoint(last, every, working_days)
+            await workflow.sleep(at - workflow.now(), summary=f"next checkpoint {at:%Y-%m-%d}")
+            self._status.checkpoints.append(workflow.now())
+            number = len(self._status.checkpoints)
+            await self._notify(
+                f"checkpoint/{number}",
+                "checkpoint",
+                [p.email for p in self._request.participants],
+                f"Checkpoint {number}: {self._request.counterparty.name}",
+                self._digest(last),
+            )
+            self._note(f"checkpoint {number} sent")
+            last = at
+
+    def _digest(self, since: datetime) -> str:
+        status = self._status
+        changes = [f"  - {e.text}" for e in status.timeline if e.at > since] or ["  - nothing"]
+        pending = [
+            f"  - {p.role.value}: {p.kind.value} ({p.request_id}), due {p.due_at}"
+            for p in status.pending_decisions
+        ] or ["  - none"]
+        return "\n".join(
+            [
+                f"Negotiation {status.negotiation_id} with {status.counterparty}",
+                f"Movement: {status.movement.value}, round {status.round}",
+                "Waiting for decisions:",
+                *pending,
+                f"Since the last checkpoint ({since:%Y-%m-%d %H:%M} UTC):",
+                *changes,
+            ]
+        )
+
+    async def _retrospective(self, policy: Policy) -> None:
+        """Ask every participant for a retrospective; missing answers are recorded as missing."""
+        if policy.retrospective_days == 0:
+            return
+        until = workflow.now() + timedelta(days=policy.retrospective_days)
+        self._status.retrospective_until = until
+        participants = self._request.participants
+        await asyncio.gather(
+            *(
+                self._notify(
+                    f"retrospective/{p.name}",
+                    "retrospective",
+                    [p.email],
+                    f"Retrospective: {self._request.counterparty.name}",
+                    f"The negotiation closed ({self._status.outcome}). How satisfied are you, 1-5?\n"
+                    f"Answer by {until:%Y-%m-%d %H:%M} UTC: fitnest retro "
+                    f"{self._request.negotiation_id} --participant {p.name} --satisfaction N\n",
+                )
+                for p in participants
+            )
+        )
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: len(self._retro_answers) == len(participants),
+                timeout=until - workflow.now(),
+                timeout_summary="retrospective window",
+            )
+        self._status.retrospective = [
+            self._retro_answers.get(p.name) or RetrospectiveEntry(participant=p.name, missing=True)
+            for p in participants
+        ]
+        self._status.retrospective_until = None
+
     # --- the end ----------------------------------------------------------------------------------
 
-    async def _finish(self, state: ScoreState) -> NegotiationResult:
+    def _close(self, state: ScoreState) -> None:
+        """The business end: outcome, leftover messages, operators' view."""
         now = workflow.now()
         status = self._status
         outcome = state.outcome or Outcome.EXPIRED
@@ -418,8 +610,15 @@ class NegotiationWorkflow:
             )
         self._inbox = []
         self._pending.clear()
+        self._stop_counterparty_clock(now)
         self._upsert(sa.OUTCOME, outcome.value)
         self._refresh()
+
+    async def _result(self, state: ScoreState) -> NegotiationResult:
+        status = self._status
+        assert status.outcome is not None and status.closed_at is not None
+        outcome = status.outcome
+        agreed = status.agreed_terms
         policy = state.policy or Policy()
         quality = None
         compliance = Compliance(compliant=True)
@@ -428,16 +627,31 @@ class NegotiationWorkflow:
                 agreed.terms, self._request.mandate, self._request.deal_type, policy
             )
             compliance = self._compliance(state, policy)
+        answers = [e.satisfaction for e in status.retrospective if e.satisfaction is not None]
         kpis = compute_kpis(
             started_at=status.started_at,
-            closed_at=now,
+            closed_at=status.closed_at,
             spans=status.movements,
             rounds=state.round,
             quality=quality,
             decisions=status.decisions,
             automated_responses=state.automated_responses,
             compliance=compliance,
+            satisfaction=round(sum(answers) / len(answers), 2) if answers else None,
+        ).model_copy(
+            update={
+                "internal_wait_seconds": status.internal_wait_seconds,
+                "counterparty_wait_seconds": status.counterparty_wait_seconds,
+                "reminders": len(status.reminders),
+                "escalations": len(status.escalations),
+                "retrospective_answers": len(answers),
+                "retrospective_missing": sum(1 for e in status.retrospective if e.missing),
+            }
         )
+        cycle = kpis.cycle_time_seconds
+        if cycle > 0:
+            waiting = kpis.internal_wait_seconds + kpis.counterparty_wait_seconds
+            kpis.value_adding_share = round(max(0.0, cycle - waiting) / cycle, 4)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return NegotiationResult(
             negotiation_id=self._request.negotiation_id,

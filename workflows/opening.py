@@ -32,7 +32,7 @@ class OpeningMovement(MovementPlayer):
     async def run(self, state: ScoreState) -> ScoreState:
         offer = self.new_offer(Party.US, self.state.request.opening_terms, "opening offer")
         await self.send_to_counterparty(offer, "Our opening offer")
-        await self.report(offers=[offer], timeline=["opening offer sent"])
+        await self.report(offers=[offer], timeline=["opening offer sent"], **self.hand_over())
         try:
             response = await self.next_response(_FIRST, "first response to the opening offer")
         except Expired:

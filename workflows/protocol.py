@@ -9,6 +9,7 @@ that is playing as :class:`Envelope` signals, and each movement reports what it 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
@@ -16,18 +17,21 @@ from negotiation.models import (
     CounterpartyResponse,
     DecisionRecord,
     DecisionRequest,
+    Escalation,
     HumanDecision,
     Movement,
     NegotiationRequest,
     Outcome,
     PlaybookName,
     RejectedMessage,
+    Reminder,
     Review,
     TimelineEvent,
+    Touchpoint,
 )
 from negotiation.policy import Policy, Requirement
 from negotiation.strategy import StrategyState
-from negotiation.terms import Offer
+from negotiation.terms import Offer, Terms
 
 #: Signal a movement receives forwarded messages on.
 DELIVER_SIGNAL = "deliver"
@@ -41,6 +45,10 @@ class Envelope(BaseModel):
     counterparty: CounterpartyResponse | None = None
     decision: HumanDecision | None = None
     received_at: datetime = Field(description="When the negotiation received it.")
+    acting_for: str | None = Field(default=None, description="Delegator, when a delegate decided.")
+    approver_authority: Decimal | None = Field(
+        default=None, description="Authority the decision was taken with (the delegator's, if any)."
+    )
 
     @property
     def message_id(self) -> str:
@@ -63,6 +71,19 @@ class MovementReport(BaseModel):
     reviews: list[Review] = Field(default_factory=list)
     rejected: list[RejectedMessage] = Field(default_factory=list)
     timeline: list[str] = Field(default_factory=list, description="Plain sentences, no deal terms.")
+    reminders: list[Reminder] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+    touchpoints: list[Touchpoint] = Field(default_factory=list)
+    awaiting_counterparty: bool = Field(
+        default=False, description="We just handed the ball to the counterparty."
+    )
+
+
+class Approval(BaseModel):
+    """An approval and the terms it was given on, so a later version can tell if it still stands."""
+
+    record: DecisionRecord
+    terms: Terms
 
 
 class ScoreState(BaseModel):
@@ -98,6 +119,16 @@ class ScoreState(BaseModel):
     )
     continued: int = Field(
         default=0, description="Times the development movement continued-as-new."
+    )
+    approvals: list[Approval] = Field(default_factory=list)
+    stalled_rounds: int = Field(
+        default=0, description="Their rounds in a row without a concession."
+    )
+    counterparty_since: datetime | None = Field(
+        default=None, description="When we last handed the ball to the counterparty."
+    )
+    counterparty_reminded: datetime | None = Field(
+        default=None, description="The hand-over the counterparty was last reminded about."
     )
     history_budget: int = Field(
         default=2_000, description="Events after which development continues-as-new with its state."

@@ -75,8 +75,10 @@ async def test_search_attributes_details_and_summaries_tell_the_story_without_de
         assert found == [n.id]
 
         await n.decide(pending.request_id, "ana", "reject")
-        result = await api.get_result(dev_env.client, n.id)
-        assert result.outcome == Outcome.WALKED_AWAY
+        # The business ends here; the workflow stays open for the retrospective window.
+        closed = await n.until(lambda s: s.outcome is not None)
+        assert closed.outcome == Outcome.WALKED_AWAY
+        assert closed.retrospective_until is not None
         attrs = await _attributes(n)
         assert attrs[sa.OUTCOME.name] == "walked_away"
         assert attrs.get(sa.AWAITING_DECISION.name, []) == []  # an empty list clears it
