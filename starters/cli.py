@@ -25,6 +25,7 @@ from negotiation.models import (
     HumanDecision,
     NegotiationRequest,
     NegotiationStatus,
+    RetrospectiveAnswer,
     Verdict,
 )
 from negotiation.terms import Offer, Terms
@@ -153,6 +154,22 @@ async def _decide(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _retro(args: argparse.Namespace, settings: Settings) -> int:
+    answer = _parse(
+        RetrospectiveAnswer,
+        {
+            "message_id": args.message_id or f"cli-{uuid.uuid4()}",
+            "participant": args.participant,
+            "satisfaction": args.satisfaction,
+            "note": args.note or "",
+        },
+        "the retrospective",
+    )
+    entry = await api.answer_retrospective(await connect(settings), args.negotiation_id, answer)
+    print(_dump(entry))
+    return 0
+
+
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
     status = await api.get_status(await connect(settings), args.negotiation_id)
     print(_dump(status) if args.json else render_status(status))
@@ -255,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--message-id", help="idempotency key (default: a new one)")
     p.set_defaults(run=_decide)
+
+    p = sub.add_parser("retro", help="answer a closed negotiation's retrospective")
+    p.add_argument("negotiation_id")
+    p.add_argument("--participant", required=True)
+    p.add_argument("--satisfaction", required=True, type=int, help="1 (poor) to 5 (excellent)")
+    p.add_argument("--note")
+    p.add_argument("--message-id", help="idempotency key (default: a new one)")
+    p.set_defaults(run=_retro)
 
     p = sub.add_parser("status", help="show a negotiation")
     p.add_argument("negotiation_id")

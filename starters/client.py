@@ -21,6 +21,8 @@ from negotiation.models import (
     NegotiationRequest,
     NegotiationResult,
     NegotiationStatus,
+    RetrospectiveAnswer,
+    RetrospectiveEntry,
 )
 from workers.settings import TASK_QUEUE
 from workflows.negotiation import NegotiationWorkflow
@@ -135,6 +137,23 @@ async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -
         raise await _closed_or_missing(client, negotiation_id, err) from err
 
 
+async def answer_retrospective(
+    client: Client, negotiation_id: str, answer: RetrospectiveAnswer
+) -> RetrospectiveEntry:
+    """Give a participant's retrospective; raises DecisionRejected when it cannot be taken."""
+    handle = client.get_workflow_handle(negotiation_id)
+    try:
+        return await handle.execute_update(
+            NegotiationWorkflow.retrospective, answer, id=answer.message_id
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        raise DecisionRejected(message) from err
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
+
+
 async def get_status(client: Client, negotiation_id: str) -> NegotiationStatus:
     """The negotiation's status, open or closed."""
     try:
@@ -213,6 +232,7 @@ __all__ = [
     "NegotiationNotFound",
     "StartReceipt",
     "WorkflowExecutionStatus",
+    "answer_retrospective",
     "cancel",
     "check_startable",
     "decide",

@@ -536,7 +536,11 @@ class NegotiationWorkflow:
 
     def _digest(self, since: datetime) -> str:
         status = self._status
-        changes = [f"  - {e.text}" for e in status.timeline if e.at > since] or ["  - nothing"]
+        changes = [
+            f"  - {e.text}"
+            for e in status.timeline
+            if e.at > since and not e.text.startswith("checkpoint ")
+        ] or ["  - nothing new"]
         pending = [
             f"  - {p.role.value}: {p.kind.value} ({p.request_id}), due {p.due_at}"
             for p in status.pending_decisions

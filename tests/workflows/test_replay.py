@@ -2,7 +2,7 @@
 
 ``tests/histories/`` holds histories recorded by earlier versions of the workflows. Any change that
 breaks their replay needs a ``workflow.patched`` guard. Record new ones with
-``FITNEST_RECORD_HISTORIES=1 make test PYTEST_ARGS=tests/workflows/test_replay.py``.
+``FITNEST_RECORD_HISTORIES=<label> make test PYTEST_ARGS=tests/workflows/test_replay.py``.
 """
 
 from __future__ import annotations
@@ -65,10 +65,11 @@ async def test_fresh_histories_of_every_movement_replay_deterministically(start)
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, (history.workflow_id, result.replay_failure)
-    if os.environ.get("FITNEST_RECORD_HISTORIES"):
+    label = os.environ.get("FITNEST_RECORD_HISTORIES")
+    if label:
         HISTORIES.mkdir(exist_ok=True)
         for history in histories:
-            name = history.workflow_id.replace(n.id, "ensemble").replace("/", "-")
+            name = history.workflow_id.replace(n.id, f"ensemble-{label}").replace("/", "-")
             (HISTORIES / f"{name}.json").write_text(
                 json.dumps(
                     {"workflow_id": history.workflow_id, "history": json.loads(history.to_json())}
