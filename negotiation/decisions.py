@@ -57,7 +57,9 @@ def rejection_reason(
 
 def _own_reason(card: RoleCard, request: DecisionRequest) -> str | None:
     if card.role != request.role:
-        return f"{card.name} holds the role {card.role.value}; this request needs {request.role.value}"
+        return (
+            f"{card.name} holds the role {card.role.value}; this request needs {request.role.value}"
+        )
     if card.authority_limit < request.required_authority:
         return f"{card.name}'s authority limit is below what request {request.request_id} requires"
     return None
@@ -78,13 +80,21 @@ def acting_for(
         return None
     for card in participants:
         d = card.delegation
-        if d is not None and d.delegate == approver and d.covers(now) and _own_reason(card, request) is None:
+        if (
+            d is not None
+            and d.delegate == approver
+            and d.covers(now)
+            and _own_reason(card, request) is None
+        ):
             return card
     return None
 
 
 def _delegation_hint(
-    approver: str, request: DecisionRequest, participants: tuple[RoleCard, ...], now: datetime | None
+    approver: str,
+    request: DecisionRequest,
+    participants: tuple[RoleCard, ...],
+    now: datetime | None,
 ) -> str:
     for card in participants:
         d = card.delegation

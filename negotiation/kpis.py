@@ -53,9 +53,13 @@ def assess_compliance(
     deadline: datetime | None,
 ) -> Compliance:
     """Every required approval obtained, on the committed terms version, from enough authority,
-    no later than ``deadline`` (the moment it mattered)."""
+    no later than ``deadline`` (the moment it mattered), and none of them an override."""
     violations: list[str] = []
     for need in required:
+        if need.override:
+            violations.append(
+                f"{need.role.value} approval was an override: nobody held the authority ({need.reason})"
+            )
         approvals = [
             d
             for d in decisions

@@ -164,7 +164,10 @@ class NegotiationRequest(BaseModel):
         default=False, description="Checkpoints every working day rather than every week."
     )
     checkpoint_days: int | None = Field(
-        default=None, ge=1, le=90, description="Checkpoint cadence in days; the policy's when absent."
+        default=None,
+        ge=1,
+        le=90,
+        description="Checkpoint cadence in days; the policy's when absent.",
     )
 
     @model_validator(mode="after")
@@ -415,7 +418,9 @@ class RetrospectiveAnswer(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message_id: str = Field(min_length=1, max_length=128, description="Unique id; a repeat changes nothing.")
+    message_id: str = Field(
+        min_length=1, max_length=128, description="Unique id; a repeat changes nothing."
+    )
     participant: str = Field(min_length=1, max_length=128, description="Participant name.")
     satisfaction: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent).")
     note: str = Field(default="", max_length=2000, description="What went well or badly.")
@@ -483,12 +488,17 @@ class Kpis(BaseModel):
         default=0.0, description="Time the counterparty held the ball (our offer unanswered)."
     )
     value_adding_share: float | None = Field(
-        default=None, description="Share of the cycle time spent neither waiting on people nor on them."
+        default=None,
+        description="Share of the cycle time spent neither waiting on people nor on them.",
     )
     reminders: int = Field(default=0, description="Reminders sent (approvers and counterparty).")
-    escalations: int = Field(default=0, description="Decision requests escalated for lack of an answer.")
+    escalations: int = Field(
+        default=0, description="Decision requests escalated for lack of an answer."
+    )
     retrospective_answers: int = Field(default=0, description="Participants who answered.")
-    retrospective_missing: int = Field(default=0, description="Participants who did not answer in time.")
+    retrospective_missing: int = Field(
+        default=0, description="Participants who did not answer in time."
+    )
 
 
 class NegotiationStatus(BaseModel):

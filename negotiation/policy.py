@@ -228,7 +228,9 @@ def select_playbook(request: NegotiationRequest, policy: Policy) -> PlaybookName
     if request.playbook is not None:
         return request.playbook
     rules = policy.playbook_rules
-    value = request.mandate.total_contract_value.target
+    # The deal's size is the larger of target and walk-away: a buyer's walk-away is its ceiling.
+    bound = request.mandate.total_contract_value
+    value = max(bound.target, bound.walk_away)
     cx = complexity(request)
     if value >= rules.ensemble_min_value or cx >= rules.ensemble_min_complexity:
         return PlaybookName.COLLABORATIVE_ENSEMBLE
@@ -245,6 +247,10 @@ class Requirement(BaseModel):
     role: Role = Field(description="Role that must approve.")
     min_authority: Decimal = Field(description="Authority limit the approver needs.")
     reason: str = Field(description="Why (names terms, never amounts).")
+    override: bool = Field(
+        default=False,
+        description="Nobody present holds the authority: it goes to the highest, as an override.",
+    )
 
 
 def route_approvals(
@@ -303,6 +309,7 @@ def resolve_authority(need: Requirement, participants: Sequence[RoleCard]) -> Re
             "role": top.role,
             "min_authority": min(need.min_authority, top.authority_limit),
             "reason": f"{need.reason}; escalated to the highest authority present",
+            "override": top.authority_limit < need.min_authority,
         }
     )
 

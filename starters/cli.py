@@ -101,6 +101,26 @@ def render_status(s: NegotiationStatus) -> str:
     if s.rejected_messages:
         lines.append("  rejected messages:")
         lines.extend(f"    {r.message_id or '?'}: {r.reason}" for r in s.rejected_messages[-5:])
+    if s.escalations:
+        lines.append("  escalations:")
+        lines.extend(
+            f"    {e.request_id}: {e.from_role.value} -> {e.to_role.value} at {e.at.isoformat(timespec='minutes')}"
+            for e in s.escalations
+        )
+    lines.append(
+        f"  clocks:    internal wait {s.internal_wait_seconds / 3600:.1f} h, "
+        f"counterparty wait {s.counterparty_wait_seconds / 3600:.1f} h; "
+        f"{len(s.checkpoints)} checkpoints, {len(s.reminders)} reminders, {len(s.touchpoints)} touchpoints"
+    )
+    if s.retrospective_until is not None:
+        lines.append(
+            f"  retrospective open until {s.retrospective_until.isoformat(timespec='minutes')}"
+        )
+    elif s.retrospective:
+        answered = [e for e in s.retrospective if not e.missing]
+        lines.append(
+            f"  retrospective: {len(answered)} answered, {len(s.retrospective) - len(answered)} missing"
+        )
     lines.append("  recent:")
     lines.extend(
         f"    {e.at.isoformat(timespec='seconds')} [{e.movement.value}] {e.text}"

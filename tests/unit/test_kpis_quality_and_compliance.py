@@ -382,3 +382,30 @@ def test_internal_efficiency_is_rounded_to_three_places() -> None:
         compliance=Compliance(compliant=True),
     )
     assert kpis.internal_efficiency == 0.333
+
+
+def test_an_approval_that_had_to_go_below_the_required_authority_is_an_override_violation():
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from negotiation.kpis import assess_compliance
+    from negotiation.models import DecisionKind, DecisionRecord, Role, Verdict
+    from negotiation.policy import Requirement
+
+    need = Requirement(role=Role.FINANCE, min_authority=Decimal(500), reason="value", override=True)
+    at = datetime(2027, 1, 1, tzinfo=UTC)
+    approval = DecisionRecord(
+        request_id="r",
+        kind=DecisionKind.ESCALATION,
+        role=Role.FINANCE,
+        approver="fay",
+        approver_authority=Decimal(500),
+        verdict=Verdict.APPROVE,
+        terms_version=2,
+        at=at,
+    )
+    result = assess_compliance([need], [approval], 2, at)
+    assert not result.compliant
+    assert "override" in result.violations[0]
+    clean = assess_compliance([need.model_copy(update={"override": False})], [approval], 2, at)
+    assert clean.compliant
