@@ -7,9 +7,15 @@ backend can tell a closed negotiation from an unknown one, and a refused decisio
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,6 +31,7 @@ from negotiation.models import (
     RetrospectiveEntry,
 )
 from workers.settings import TASK_QUEUE
+from workflows import search_attributes as sa
 from workflows.negotiation import NegotiationWorkflow
 
 
@@ -98,14 +105,31 @@ async def _closed_or_missing(
     )
 
 
+async def _refuse_if_ended(
+    handle: WorkflowHandle[Any, Any], negotiation_id: str, what: str
+) -> None:
+    """Raise NegotiationClosed when the negotiation has ended: its workflow is closed, or it has
+    an outcome and stays open only for the retrospective. Read from the server's own record of
+    the execution, so it needs no worker (and a signal sent next is still durable)."""
+    desc = await handle.describe()
+    outcome = desc.typed_search_attributes.get(sa.OUTCOME)
+    if outcome or desc.status != WorkflowExecutionStatus.RUNNING:
+        state = outcome or (desc.status.name.lower() if desc.status else "closed")
+        raise NegotiationClosed(f"negotiation {negotiation_id} is closed ({state}); {what}")
+
+
 async def send_response(
     client: Client, negotiation_id: str, response: CounterpartyResponse
 ) -> None:
-    """Deliver a counterparty response (a signal: kept until a movement takes it)."""
+    """Deliver a counterparty response (a signal: kept until a movement takes it).
+
+    Raises NegotiationClosed once the negotiation has an outcome, even while its workflow stays
+    open for the retrospective (a response that races the outcome is recorded as rejected).
+    """
+    handle = client.get_workflow_handle(negotiation_id)
     try:
-        await client.get_workflow_handle(negotiation_id).signal(
-            NegotiationWorkflow.counterparty_response, response
-        )
+        await _refuse_if_ended(handle, negotiation_id, "it takes no more messages")
+        await handle.signal(NegotiationWorkflow.counterparty_response, response)
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err
 
@@ -173,13 +197,9 @@ async def cancel(client: Client, negotiation_id: str) -> None:
     """Ask the negotiation to end as cancelled; NegotiationClosed when it has ended already."""
     handle = client.get_workflow_handle(negotiation_id)
     try:
-        # The server accepts cancelling a closed workflow and ignores it silently: look first.
-        desc = await handle.describe()
-        if desc.status != WorkflowExecutionStatus.RUNNING:
-            state = desc.status.name.lower() if desc.status else "closed"
-            raise NegotiationClosed(
-                f"negotiation {negotiation_id} is closed ({state}); it cannot be cancelled"
-            )
+        # The server accepts cancelling a closed workflow and ignores it silently; and cancelling
+        # one that only waits for its retrospective would end it without its result: look first.
+        await _refuse_if_ended(handle, negotiation_id, "it cannot be cancelled")
         await handle.cancel()
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err

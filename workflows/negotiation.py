@@ -563,6 +563,19 @@ class NegotiationWorkflow:
         until = workflow.now() + timedelta(days=policy.retrospective_days)
         self._status.retrospective_until = until
         participants = self._request.participants
+        try:
+            await self._ask_for_retrospectives(until)
+        except asyncio.CancelledError:
+            # The outcome stands: a cancellation now only closes the window early.
+            self._note("retrospective closed early by a cancellation")
+        self._status.retrospective = [
+            self._retro_answers.get(p.name) or RetrospectiveEntry(participant=p.name, missing=True)
+            for p in participants
+        ]
+        self._status.retrospective_until = None
+
+    async def _ask_for_retrospectives(self, until: datetime) -> None:
+        participants = self._request.participants
         await asyncio.gather(
             *(
                 self._notify(
@@ -583,11 +596,6 @@ class NegotiationWorkflow:
                 timeout=until - workflow.now(),
                 timeout_summary="retrospective window",
             )
-        self._status.retrospective = [
-            self._retro_answers.get(p.name) or RetrospectiveEntry(participant=p.name, missing=True)
-            for p in participants
-        ]
-        self._status.retrospective_until = None
 
     # --- the end ----------------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ async def start(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[St
 
 
 async def _end_quietly(handle: WorkflowHandle) -> None:
-    for _ in range(100):
+    for _ in range(400):
         try:
             desc = await handle.describe()
         except RPCError:
