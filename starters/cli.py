@@ -22,14 +22,18 @@ from pydantic import BaseModel, ValidationError
 
 from negotiation.models import (
     CounterpartyResponse,
+    DealType,
     HumanDecision,
     NegotiationRequest,
     NegotiationStatus,
+    PlaybookName,
     RetrospectiveAnswer,
     Verdict,
 )
+from negotiation.report import aggregate, render_table
 from negotiation.terms import Offer, Terms
 from starters import client as api
+from starters.report import ReportFilterError, build_query, collect_results
 from starters.simulate import Personality, SimulatedCounterparty, play
 from workers.client import connect
 from workers.process import exit_process
@@ -218,6 +222,41 @@ async def _cancel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _report_date(value: str | None, flag: str) -> datetime | None:
+    """A --since/--until value: an ISO date or date-time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise BadInput(
+            f"{flag} {value!r} is not a date (YYYY-MM-DD or ISO 8601 date-time)"
+        ) from err
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _report(args: argparse.Namespace, settings: Settings) -> int:
+    filters: dict[str, Any] = {
+        "playbook": args.playbook,
+        "deal_type": args.deal_type,
+        "since": _report_date(args.since, "--since"),
+        "until": _report_date(args.until, "--until"),
+        "task_queue": args.task_queue,
+    }
+    if args.limit < 1:
+        raise BadInput("--limit must be at least 1")
+    try:
+        build_query(**filters)  # a bad filter is bad input: say so before connecting
+        results = await collect_results(await connect(settings), **filters, limit=args.limit)
+    except ReportFilterError as err:
+        raise BadInput(str(err)) from err
+    if len(results) == args.limit:
+        print(f"only the newest {args.limit} negotiations count; raise --limit", file=sys.stderr)
+    report = aggregate(results)
+    print(_dump(report) if args.json else render_table(report))
+    return 0
+
+
 def fresh_request(request: NegotiationRequest, index: int, now: datetime) -> NegotiationRequest:
     """A copy with a new id (and a deadline in the future), for demos and load."""
     deadline = request.mandate.deadline
@@ -313,6 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_list)
+
+    p = sub.add_parser("report", help="KPIs of completed negotiations, per playbook")
+    p.add_argument("--playbook", help=f"only this playbook ({', '.join(PlaybookName)})")
+    p.add_argument("--deal-type", help=f"only this deal type ({', '.join(DealType)})")
+    p.add_argument("--since", help="closed at or after this date (ISO 8601; UTC without a zone)")
+    p.add_argument("--until", help="closed before this date (ISO 8601; UTC without a zone)")
+    p.add_argument("--task-queue", help="only negotiations run on this task queue")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many, newest first")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=_report)
 
     p = sub.add_parser("cancel", help="cancel a negotiation")
     p.add_argument("negotiation_id")
