@@ -94,7 +94,8 @@ def compute_kpis(
     satisfaction: float | None = None,
 ) -> Kpis:
     """Assemble the KPIs from what the negotiation recorded."""
-    human = sum(1 for d in decisions if d.approver != "policy")
+    # A standing approval carried to a new version is not a new decision by anyone.
+    human = sum(1 for d in decisions if d.approver != "policy" and d.carried_from is None)
     answered = human + automated_responses
     return Kpis(
         cycle_time_seconds=(closed_at - started_at).total_seconds(),

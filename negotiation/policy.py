@@ -326,6 +326,7 @@ def merge_requirements(needs: Sequence[Requirement]) -> list[Requirement]:
                 role=need.role,
                 min_authority=max(seen.min_authority, need.min_authority),
                 reason=f"{seen.reason}; {need.reason}",
+                override=seen.override or need.override,
             )
         )
     return list(merged.values())

@@ -7,8 +7,6 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.reviews import ReviewInput, finance_approval, legal_review
-    from activities.timeouts import REVIEW
     from negotiation.mandate import evaluate
     from negotiation.models import (
         CounterpartyAction,
@@ -57,19 +55,8 @@ class ClosureMovement(MovementPlayer):
         """Final legal review and finance approval; people sign off where the reviews ask for it."""
         agreed = self.state.agreed
         assert agreed is not None and self.state.policy is not None
-        inp = ReviewInput(
-            negotiation_id=self.negotiation_id,
-            terms_version=agreed.version,
-            terms=agreed.terms,
-            deal_type=self.state.request.deal_type,
-            policy=self.state.policy,
-        )
-        legal_call = workflow.execute_activity(
-            legal_review, inp, summary="final legal review", **REVIEW
-        )
-        finance_call = workflow.execute_activity(
-            finance_approval, inp, summary="final finance approval", **REVIEW
-        )
+        legal_call = self.review_legal(agreed, "final legal review")
+        finance_call = self.review_finance(agreed, "final finance approval")
         if self._together:
             legal, finance = await asyncio.gather(legal_call, finance_call)
         else:

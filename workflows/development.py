@@ -12,8 +12,6 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.reviews import ReviewInput, finance_approval, legal_review
-    from activities.timeouts import REVIEW
     from negotiation.models import (
         CounterpartyAction,
         CounterpartyResponse,
@@ -236,22 +234,8 @@ class DevelopmentMovement(MovementPlayer):
         )
         return move.terms if move.kind == MoveKind.COUNTER else None
 
-    async def _review_input(self, offer: Offer) -> ReviewInput:
-        return ReviewInput(
-            negotiation_id=self.negotiation_id,
-            terms_version=offer.version,
-            terms=offer.terms,
-            deal_type=self.state.request.deal_type,
-            policy=self.policy,
-        )
-
     async def _legal(self, offer: Offer) -> LegalFindings:
-        found: LegalFindings = await workflow.execute_activity(
-            legal_review,
-            await self._review_input(offer),
-            summary=f"legal review of version {offer.version}",
-            **REVIEW,
-        )
+        found = await self.review_legal(offer, f"legal review of version {offer.version}")
         await self.report(
             reviews=[
                 Review(
@@ -268,12 +252,7 @@ class DevelopmentMovement(MovementPlayer):
         return found
 
     async def _finance(self, offer: Offer) -> FinanceFindings:
-        found: FinanceFindings = await workflow.execute_activity(
-            finance_approval,
-            await self._review_input(offer),
-            summary=f"finance approval of version {offer.version}",
-            **REVIEW,
-        )
+        found = await self.review_finance(offer, f"finance approval of version {offer.version}")
         await self.report(
             reviews=[
                 Review(

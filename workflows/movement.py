@@ -15,10 +15,12 @@ from decimal import Decimal
 from typing import ClassVar
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notifications import Delivery, Notification, Notifier
-    from activities.timeouts import NOTIFY
+    from activities.reviews import ReviewInput, finance_approval, legal_review
+    from activities.timeouts import NOTIFY, REVIEW
     from negotiation.clock import DecisionClock, standing_approval
     from negotiation.models import (
         CounterpartyAction,
@@ -30,10 +32,12 @@ with workflow.unsafe.imports_passed_through():
         Movement,
         RejectedMessage,
         Reminder,
+        Role,
         RoleCard,
         Verdict,
     )
     from negotiation.policy import Requirement
+    from negotiation.reviews import FinanceFindings, LegalFindings
     from negotiation.terms import Offer, Party, Terms
     from workflows.protocol import (
         DELIVER_SIGNAL,
@@ -45,6 +49,12 @@ with workflow.unsafe.imports_passed_through():
     )
 
 ALL_VERDICTS = (Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE)
+
+
+def _cause(err: ActivityError) -> str:
+    """The failure's type, for the record (never its message: it may quote data)."""
+    cause = err.cause
+    return getattr(cause, "type", None) or type(cause or err).__name__
 
 
 class Expired(Exception):
@@ -171,8 +181,8 @@ class MovementPlayer:
 
     async def notify(
         self, key: str, kind: str, to: Sequence[str], subject: str, body: str
-    ) -> Delivery:
-        """Send a notification once, whatever retries happen."""
+    ) -> Delivery | None:
+        """Send a notification once, whatever retries happen; None when it could not be sent."""
         note = Notification(
             idempotency_key=f"{self.negotiation_id}/{key}",
             negotiation_id=self.negotiation_id,
@@ -181,9 +191,16 @@ class MovementPlayer:
             subject=subject,
             body=body,
         )
-        return await workflow.execute_activity_method(
-            Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
-        )
+        try:
+            return await workflow.execute_activity_method(
+                Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
+            )
+        except ActivityError as err:
+            # A refused or long-undeliverable notification must not end the negotiation.
+            await self.report(
+                timeline=[f"{kind} notification could not be delivered ({_cause(err)})"]
+            )
+            return None
 
     def hand_over(self) -> dict[str, object]:
         """The ball is with the counterparty from now: their clock runs, ours stops.
@@ -206,6 +223,49 @@ class MovementPlayer:
             f"{headline} (version {offer.version})",
             body,
         )
+
+    # --- reviews ----------------------------------------------------------------------------
+
+    def _review_input(self, offer: Offer) -> ReviewInput:
+        assert self.state.policy is not None, "preparation sets the policy"
+        return ReviewInput(
+            negotiation_id=self.negotiation_id,
+            terms_version=offer.version,
+            terms=offer.terms,
+            deal_type=self.state.request.deal_type,
+            policy=self.state.policy,
+        )
+
+    async def review_legal(self, offer: Offer, summary: str) -> LegalFindings:
+        """Legal review; when it cannot run, counsel decides in person."""
+        try:
+            found: LegalFindings = await workflow.execute_activity(
+                legal_review, self._review_input(offer), summary=summary, **REVIEW
+            )
+        except ActivityError as err:
+            return LegalFindings(
+                findings=(f"legal review could not run ({_cause(err)}): counsel decides",),
+                risk_score=50,
+                counsel_must_sign=True,
+                unacceptable=False,
+            )
+        return found
+
+    async def review_finance(self, offer: Offer, summary: str) -> FinanceFindings:
+        """Finance approval; when it cannot run, finance approves in person."""
+        try:
+            found: FinanceFindings = await workflow.execute_activity(
+                finance_approval, self._review_input(offer), summary=summary, **REVIEW
+            )
+        except ActivityError as err:
+            return FinanceFindings(
+                approved=False,
+                required_role=Role.FINANCE,
+                required_authority=offer.terms.total_contract_value,
+                payment_cost=Decimal(0),
+                findings=(f"finance approval could not run ({_cause(err)}): finance decides",),
+            )
+        return found
 
     # --- counterparty -----------------------------------------------------------------------
 
@@ -365,7 +425,7 @@ class MovementPlayer:
         return DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,
-            role=request.role,
+            role=envelope.role or request.role,
             approver=decision.approver,
             approver_authority=authority,
             verdict=decision.verdict,
@@ -487,7 +547,6 @@ class MovementPlayer:
         offer: Offer,
     ) -> None:
         """Wait for a decision; remind at the due time, escalate at twice the due time."""
-        policy = self.state.policy
         while not self._decision_ready(open_ids):
             events: list[tuple[datetime, str, str]] = []
             for rid in sorted(open_ids):
@@ -497,7 +556,7 @@ class MovementPlayer:
                 )
                 if rid not in reminded:
                     events.append((clock.remind_at, "remind", rid))
-                elif policy is not None and policy.escalate_to.get(r.role) is not None:
+                elif self._escalation_target(r) is not None:
                     events.append((clock.escalate_at, "escalate", rid))
             roles = ", ".join(sorted(by_id[i].role.value for i in open_ids))
             if not events:
@@ -537,10 +596,19 @@ class MovementPlayer:
             timeline=[f"{request.role.value} reminded: {request.request_id} is due"],
         )
 
+    def _escalation_target(self, request: DecisionRequest) -> Role | None:
+        """The next authority named by the policy, when someone present holds it."""
+        policy = self.state.policy
+        to_role = policy.escalate_to.get(request.role) if policy else None
+        if to_role is None or to_role == request.role:
+            return None
+        need = Requirement(role=to_role, min_authority=request.required_authority, reason="")
+        return to_role if self._holders(need) else None
+
     async def _escalate(self, request: DecisionRequest, offer: Offer) -> DecisionRequest:
         """Hand the request to the next authority named by the policy."""
-        assert self.state.policy is not None
-        to_role = self.state.policy.escalate_to[request.role]
+        to_role = self._escalation_target(request)
+        assert to_role is not None
         now = workflow.now()
         due_in = (request.due_at or now) - request.created_at
         escalated = request.model_copy(

@@ -88,7 +88,7 @@ def _explain(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-@workflow.defn
+@workflow.defn(failure_exception_types=[ValidationError])
 class NegotiationWorkflow:
     """A negotiation from preparation to closure, with its messages, status and KPIs."""
 
@@ -128,9 +128,8 @@ class NegotiationWorkflow:
             state = await self._play(PreparationMovement, state)
             self._policy = state.policy
             if state.policy is not None:
-                tier_floor = self._tier_floor(
-                    state.policy, request.mandate.total_contract_value.target
-                )
+                bound = request.mandate.total_contract_value
+                tier_floor = self._tier_floor(state.policy, max(bound.target, bound.walk_away))
                 self._upsert(sa.DEAL_VALUE, tier_floor)
             self._upsert(sa.PLAYBOOK, state.playbook.value if state.playbook else None)
             state = await self._play(OpeningMovement, state)
@@ -257,7 +256,8 @@ class NegotiationWorkflow:
             else:
                 status.their_terms = offer
         for request in report.requested:
-            self._pending[request.request_id] = request
+            if request.request_id not in self._decided:  # a decision may cross an escalation
+                self._pending[request.request_id] = request
         for request_id in report.withdrawn:
             self._pending.pop(request_id, None)
         for record in report.decided:
@@ -394,6 +394,7 @@ class NegotiationWorkflow:
                 received_at=now,
                 acting_for=delegator.name if delegator else None,
                 approver_authority=authority,
+                role=request.role,
             )
         )
         receipt = DecisionReceipt(

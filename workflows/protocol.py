@@ -26,6 +26,7 @@ from negotiation.models import (
     RejectedMessage,
     Reminder,
     Review,
+    Role,
     TimelineEvent,
     Touchpoint,
 )
@@ -48,6 +49,9 @@ class Envelope(BaseModel):
     acting_for: str | None = Field(default=None, description="Delegator, when a delegate decided.")
     approver_authority: Decimal | None = Field(
         default=None, description="Authority the decision was taken with (the delegator's, if any)."
+    )
+    role: Role | None = Field(
+        default=None, description="The role the request had when the decision was accepted."
     )
 
     @property

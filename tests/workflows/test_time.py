@@ -235,3 +235,17 @@ async def test_the_retrospective_takes_answers_for_seven_days_and_records_the_mi
     assert (result.kpis.retrospective_answers, result.kpis.retrospective_missing) == (2, 3)
     closed = result.status.closed_at
     assert closed is not None and closed - result.status.started_at < DAY  # cycle ends at closure
+
+
+async def test_without_a_next_authority_present_the_request_is_reminded_but_not_escalated(
+    start, ts_env
+):
+    team = [p.model_dump(mode="json") for p in make_request().participants if p.name != "eve"]
+    n, pending = await _owner_request(start, participants=team)
+    await ts_env.sleep(72 * HOUR)
+    s = await n.status()
+    assert s.escalations == []
+    assert [r.to for r in s.reminders] == ["deal_owner"]
+    assert s.pending_decisions[0].role == Role.DEAL_OWNER  # still hers to decide
+    await n.decide(pending.request_id, "ana", "reject")
+    assert (await n.result()).outcome == Outcome.WALKED_AWAY
