@@ -101,7 +101,9 @@ class Counterparty:
         self.queries = 0
         self._sequence = itertools.count(1)
 
-    async def until(self, check: Callable[[NegotiationStatus], bool], what: str) -> NegotiationStatus:
+    async def until(
+        self, check: Callable[[NegotiationStatus], bool], what: str
+    ) -> NegotiationStatus:
         """Read the status until ``check`` holds; :class:`BenchError` when it never does."""
         give_up = time.monotonic() + self.timeout
         while True:
@@ -155,9 +157,7 @@ async def _start(client: Client, task_queue: str, request: NegotiationRequest) -
 
 async def play_closure(counterparty: Counterparty, task_queue: str) -> None:
     """Start a negotiation; accept the opening offer, sign in closure, wait for the result."""
-    await _start(
-        counterparty.client, task_queue, automated_request(counterparty.negotiation_id)
-    )
+    await _start(counterparty.client, task_queue, automated_request(counterparty.negotiation_id))
     await counterparty.until(lambda s: s.our_terms is not None, "the opening offer")
     await counterparty.send(CounterpartyAction.ACCEPT)
     await counterparty.sign_when_in_closure()
@@ -200,7 +200,9 @@ async def run_closures(
     client: Client, task_queue: str, count: int, *, poll_seconds: float, timeout: float = 300.0
 ) -> tuple[Sample, list[str], int]:
     """``count`` closure negotiations at once: the sample, their ids, the status queries made."""
-    players = [Counterparty(client, nid, poll_seconds, timeout) for nid in new_ids("closure", count)]
+    players = [
+        Counterparty(client, nid, poll_seconds, timeout) for nid in new_ids("closure", count)
+    ]
     began = time.perf_counter()
     await asyncio.gather(*(play_closure(p, task_queue) for p in players))
     sample = Sample.of(count, time.perf_counter() - began)
@@ -216,4 +218,3 @@ async def run_stubborn(
     began = time.perf_counter()
     await play_stubborn(player, task_queue, rounds)
     return time.perf_counter() - began, negotiation_id, player.queries
-

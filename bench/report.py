@@ -57,8 +57,7 @@ class EventCount(BaseModel):
             min=min(totals),
             max=max(totals),
             by_workflow={
-                name: round(statistics.fmean(run.get(name, 0) for run in runs), 1)
-                for name in names
+                name: round(statistics.fmean(run.get(name, 0) for run in runs), 1) for name in names
             },
         )
 
@@ -172,7 +171,10 @@ def render(report: Report) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     ]
     parts = ", ".join(f"{name} {n:g}" for name, n in f.events.by_workflow.items())

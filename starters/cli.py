@@ -1,7 +1,7 @@
-"""The ``fitnest`` command: start, respond, decide, status, list, cancel, simulate.
+"""The ``fitnest`` command: start, respond, decide, retro, status, list, cancel, simulate, report.
 
 Exit codes: 0 done; 1 refused (a decision rejected, a negotiation closed or already started);
-2 bad input (nothing was sent or started); 3 not found.
+2 bad input (nothing was sent or started); 3 not found; 4 the cluster cannot be reached.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from negotiation.terms import Offer, Terms
 from starters import client as api
 from starters.report import ReportFilterError, build_query, collect_results
 from starters.simulate import Personality, SimulatedCounterparty, play
-from workers.client import connect
+from workers.client import ClusterUnreachable, connect
 from workers.process import exit_process
 from workers.settings import Settings
 
-EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_FOUND = 1, 2, 3
+EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 2, 3, 4
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -410,6 +410,9 @@ def _run(args: argparse.Namespace) -> int:
     except api.NegotiationNotFound as err:
         print(str(err), file=sys.stderr)
         return EXIT_NOT_FOUND
+    except ClusterUnreachable as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130
 

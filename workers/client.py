@@ -11,9 +11,19 @@ from workers.settings import Settings
 DATA_CONVERTER = pydantic_data_converter
 
 
+class ClusterUnreachable(Exception):
+    """The Temporal frontend did not answer."""
+
+
 async def connect(settings: Settings | None = None) -> Client:
     """Connect to the cluster named by ``settings`` (or the environment)."""
     settings = settings or Settings()
-    return await Client.connect(
-        settings.temporal_address, namespace=settings.namespace, data_converter=DATA_CONVERTER
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address, namespace=settings.namespace, data_converter=DATA_CONVERTER
+        )
+    except RuntimeError as err:  # the SDK reports a failed connect as a RuntimeError
+        raise ClusterUnreachable(
+            f"cannot reach Temporal at {settings.temporal_address} "
+            f"(namespace {settings.namespace}): is it running? set FITNEST_TEMPORAL_ADDRESS"
+        ) from err
