@@ -144,38 +144,37 @@ async def send_decision(client: Client, negotiation_id: str, decision: HumanDeci
         raise await _closed_or_missing(client, negotiation_id, err) from err
 
 
-async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -> DecisionReceipt:
-    """Deliver a decision and wait for its receipt (an update); raises DecisionRejected with the reason."""
+async def _execute_update(
+    client: Client, negotiation_id: str, update: Any, arg: BaseModel, update_id: str
+) -> Any:
+    """Run an update; a validator's refusal becomes DecisionRejected with its reason."""
     handle = client.get_workflow_handle(negotiation_id)
     try:
-        return await handle.execute_update(
-            NegotiationWorkflow.decide,
-            decision,
-            id=decision.message_id,
-        )
+        return await handle.execute_update(update, arg, id=update_id)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
         raise DecisionRejected(message) from err
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err
+
+
+async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -> DecisionReceipt:
+    """Deliver a decision and wait for its receipt (an update); raises DecisionRejected with the reason."""
+    receipt: DecisionReceipt = await _execute_update(
+        client, negotiation_id, NegotiationWorkflow.decide, decision, decision.message_id
+    )
+    return receipt
 
 
 async def answer_retrospective(
     client: Client, negotiation_id: str, answer: RetrospectiveAnswer
 ) -> RetrospectiveEntry:
     """Give a participant's retrospective; raises DecisionRejected when it cannot be taken."""
-    handle = client.get_workflow_handle(negotiation_id)
-    try:
-        return await handle.execute_update(
-            NegotiationWorkflow.retrospective, answer, id=answer.message_id
-        )
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        raise DecisionRejected(message) from err
-    except RPCError as err:
-        raise await _closed_or_missing(client, negotiation_id, err) from err
+    entry: RetrospectiveEntry = await _execute_update(
+        client, negotiation_id, NegotiationWorkflow.retrospective, answer, answer.message_id
+    )
+    return entry
 
 
 async def get_status(client: Client, negotiation_id: str) -> NegotiationStatus:
