@@ -45,7 +45,7 @@ def parse(argv: list[str] | None = None) -> tuple[Options, bool]:
         type=int,
         default=defaults.repeats,
         metavar="K",
-        help="samples of each workload, interleaved; the median counts (default %(default)s)",
+        help="Fitnest samples, each between two baseline samples (default %(default)s)",
     )
     parser.add_argument(
         "--poll",

@@ -139,9 +139,15 @@ class Counterparty:
 
     async def agreed(self, rounds: int) -> None:
         """Wait for the result; :class:`BenchError` unless agreed after ``rounds`` rounds."""
-        result = await asyncio.wait_for(
-            api.get_result(self.client, self.negotiation_id), self.timeout
-        )
+        try:
+            result = await asyncio.wait_for(
+                api.get_result(self.client, self.negotiation_id), self.timeout
+            )
+        except TimeoutError:
+            raise BenchError(
+                f"{self.negotiation_id}: no result within {self.timeout:.0f} s (a failing "
+                "workflow task retries forever: look for the worker's warnings above)"
+            ) from None
         if result.outcome != Outcome.AGREED or result.kpis.rounds != rounds:
             raise BenchError(
                 f"{self.negotiation_id}: expected agreed after {rounds} round(s), got "
@@ -186,6 +192,11 @@ async def play_stubborn(counterparty: Counterparty, task_queue: str, rounds: int
         status = await counterparty.until(
             _answered_after(answered), f"our answer in round {round_no}"
         )
+        if status.movement == Movement.CLOSURE and round_no < rounds:
+            raise BenchError(
+                f"{counterparty.negotiation_id}: agreed in round {round_no}, before the "
+                f"last round ({rounds}): the stubborn terms no longer keep the strategy countering"
+            )
     await counterparty.sign_when_in_closure()
     await counterparty.agreed(rounds=rounds)
 
@@ -197,7 +208,7 @@ def new_ids(kind: str, count: int) -> list[str]:
 
 
 async def run_closures(
-    client: Client, task_queue: str, count: int, *, poll_seconds: float, timeout: float = 300.0
+    client: Client, task_queue: str, count: int, *, poll_seconds: float, timeout: float = 120.0
 ) -> tuple[Sample, list[str], int]:
     """``count`` closure negotiations at once: the sample, their ids, the status queries made."""
     players = [
@@ -210,7 +221,7 @@ async def run_closures(
 
 
 async def run_stubborn(
-    client: Client, task_queue: str, rounds: int, *, poll_seconds: float, timeout: float = 300.0
+    client: Client, task_queue: str, rounds: int, *, poll_seconds: float, timeout: float = 120.0
 ) -> tuple[float, str, int]:
     """One stubborn negotiation of ``rounds`` rounds: seconds, its id, the status queries made."""
     (negotiation_id,) = new_ids("stubborn", 1)

@@ -18,7 +18,11 @@ class Options(BaseModel):
 
     negotiations: int = Field(default=30, ge=1, description="Concurrent runs of each workload.")
     rounds: int = Field(default=50, ge=1, description="Rounds of the long negotiation.")
-    repeats: int = Field(default=3, ge=1, description="Samples of each workload, interleaved.")
+    repeats: int = Field(
+        default=3,
+        ge=1,
+        description="Fitnest samples; the baseline is sampled before and after each.",
+    )
     poll_seconds: float = Field(
         default=0.1, gt=0, description="How often the simulated counterparty reads the status."
     )
@@ -120,7 +124,12 @@ class Report(BaseModel):
     options: Options
     baseline: Throughput
     fitnest: Throughput
-    ratio: float = Field(description="fitnest per_second / baseline per_second.")
+    ratio: float = Field(
+        description="Median of sample_ratios: Fitnest runs/s over baseline runs/s."
+    )
+    sample_ratios: list[float] = Field(
+        description="Each Fitnest sample over the mean of the baseline samples just before and after."
+    )
     events_ratio: float = Field(description="fitnest events / baseline events, per run.")
     status_queries: int = Field(description="Status queries the simulated counterparty made.")
     long: LongNegotiation
@@ -184,12 +193,13 @@ def render(report: Report) -> str:
             f"versions: Python {m.python}, temporalio {m.temporalio}, "
             f"temporal {m.temporal_cli}, fitnest {m.fitnest}",
             f"server: {m.server}; {report.options.negotiations} concurrent runs per sample, "
-            f"{report.options.repeats} samples each, interleaved",
+            f"{report.options.repeats} Fitnest samples, each between two baseline samples",
             "",
             *table,
             "",
-            f"ratio fitnest/baseline: {report.ratio:.3f} runs/s "
-            f"(a negotiation needs {report.events_ratio:.1f}x the baseline's history events)",
+            f"ratio fitnest/baseline: {report.ratio:.3f} runs/s (median of "
+            f"{', '.join(f'{r:.3f}' for r in report.sample_ratios)}); "
+            f"a negotiation needs {report.events_ratio:.1f}x the baseline's history events",
             f"events per negotiation: {f.events.mean:g} (min {f.events.min}, max {f.events.max}): {parts}",
             f"long negotiation, {long.rounds} rounds in {long.seconds:.1f} s: "
             f"parent {long.parent_events} events ({long.parent_events_per_round:.1f}/round beyond "

@@ -174,8 +174,7 @@ class ClosureMovement(MovementPlayer):
             f"Please sign the agreed terms, version {agreed.version}:\n{describe(agreed.terms, req.currency)}\n",
         )
         handed = self.hand_over()
-        if workflow.patched("closure-hand-over"):
-            await self.report(timeline=["contract sent for signature"], **handed)
+        await self.report(timeline=["contract sent for signature"], **handed)
         response = await self.next_response(_SIGNING, "the counterparty's signature")
         if response.action == CounterpartyAction.WITHDRAW:
             await self._end(Outcome.WITHDRAWN, "the counterparty withdrew before signing")

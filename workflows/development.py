@@ -121,8 +121,7 @@ class DevelopmentMovement(MovementPlayer):
                     f"round {self.state.round}: counteroffer version {their.version} received"
                 ],
             )
-            if workflow.patched("touchpoints"):
-                await self._keep_in_touch(previous, their)
+            await self._keep_in_touch(previous, their)
             if self.state.round > self.state.request.mandate.max_rounds:
                 await self._walk_away("the maximum number of rounds passed without agreement")
                 return

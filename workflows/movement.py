@@ -309,12 +309,7 @@ class MovementPlayer:
         summary = f"waiting for the counterparty: {waiting_for}"
         since = self.state.counterparty_since
         policy = self.state.policy
-        if (
-            not workflow.patched("counterparty-reminder")
-            or since is None
-            or policy is None
-            or self.state.counterparty_reminded == since
-        ):
+        if since is None or policy is None or self.state.counterparty_reminded == since:
             await self.until(self._has_counterparty, summary)
             return
         remind_at = since + timedelta(days=policy.counterparty_reminder_days)
@@ -451,12 +446,9 @@ class MovementPlayer:
         the requests still open. An approval given on an earlier version stands when the change
         does not touch what it is about; every request is due, reminded and escalated on time.
         """
-        taken: list[DecisionRecord] = []
-        if workflow.patched("standing-approvals"):
-            needs, taken = await self._carry_standing(needs, offer)
+        needs, taken = await self._carry_standing(needs, offer)
         requests = [self._new_request(n, k, offer, suggestion, verdicts) for n, k in needs]
         batches = [requests] if together else [[r] for r in requests]
-        on_the_clock = workflow.patched("decision-clock")
         for batch in batches:
             await self.report(requested=batch)
             await self._notify_approvers(batch, offer)
@@ -464,13 +456,7 @@ class MovementPlayer:
             open_ids = set(by_id)
             reminded: set[str] = set()
             while open_ids:
-                if on_the_clock:
-                    await self._await_decision_on_the_clock(open_ids, by_id, reminded, offer)
-                else:
-                    await self.until(
-                        lambda ids=open_ids: self._decision_ready(ids),  # type: ignore[misc]
-                        f"waiting for {', '.join(sorted(by_id[i].role.value for i in open_ids))}",
-                    )
+                await self._await_decision_on_the_clock(open_ids, by_id, reminded, offer)
                 envelope = self._take_decision(open_ids)
                 if envelope is None or envelope.message_id in self.state.processed_ids:
                     continue

@@ -120,32 +120,32 @@ class NegotiationWorkflow:
     @workflow.run
     async def run(self, request: NegotiationRequest) -> NegotiationResult:
         state = ScoreState(request=request)
-        self._upsert(sa.COUNTERPARTY, request.counterparty.name)
-        if workflow.patched("deal-type-attribute"):
-            self._upsert(sa.DEAL_TYPE, request.deal_type.value)
-        rhythm = asyncio.create_task(self._rhythm()) if workflow.patched("rhythm") else None
+        self._upsert(
+            (sa.COUNTERPARTY, request.counterparty.name), (sa.DEAL_TYPE, request.deal_type.value)
+        )
+        rhythm = asyncio.create_task(self._rhythm())
         try:
             state = await self._play(PreparationMovement, state)
             self._policy = state.policy
-            if state.policy is not None:
-                bound = request.mandate.total_contract_value
-                tier_floor = self._tier_floor(state.policy, max(bound.target, bound.walk_away))
-                self._upsert(sa.DEAL_VALUE, tier_floor)
-            self._upsert(sa.PLAYBOOK, state.playbook.value if state.playbook else None)
+            bound = request.mandate.total_contract_value
+            self._upsert(
+                (
+                    sa.DEAL_VALUE,
+                    self._tier_floor(self._policy or Policy(), max(bound.target, bound.walk_away)),
+                ),
+                (sa.PLAYBOOK, state.playbook.value if state.playbook else None),
+            )
             state = await self._play(OpeningMovement, state)
             if state.outcome is None and state.agreed is None:
                 state = await self._play(DevelopmentMovement, state)
-            if rhythm is not None:
-                rhythm.cancel()  # the rhythm stops at closure
+            rhythm.cancel()  # the rhythm stops at closure
             if state.outcome is None and state.agreed is not None:
                 state = await self._play(ClosureMovement, state)
         except asyncio.CancelledError:
             state.close(Outcome.CANCELLED, "cancelled by an operator")
-        if rhythm is not None:
-            rhythm.cancel()
+        rhythm.cancel()
         self._close(state)
-        if workflow.patched("retrospective"):
-            await self._retrospective(state.policy or Policy())
+        await self._retrospective(state.policy or Policy())
         return await self._result(state)
 
     # --- messages from outside ----------------------------------------------------------------
@@ -336,7 +336,7 @@ class NegotiationWorkflow:
     def _enter(self, movement: Movement) -> None:
         self._status.movement = movement
         self._status.movements.append(MovementSpan(movement=movement, started_at=workflow.now()))
-        self._upsert(sa.MOVEMENT, movement.value)
+        self._upsert((sa.MOVEMENT, movement.value))
         self._refresh()
 
     def _leave(self, movement: Movement) -> None:
@@ -424,12 +424,16 @@ class NegotiationWorkflow:
 
     # --- what operators see -------------------------------------------------------------------------
 
-    def _upsert(self, key: Any, value: Any) -> None:
-        if self._attributes.get(key.name, object()) == value:
-            return
-        self._attributes[key.name] = value
-        update = key.value_unset() if value is None else key.value_set(value)
-        workflow.upsert_search_attributes([update])
+    def _upsert(self, *pairs: tuple[Any, Any]) -> None:
+        """Upsert the search attributes that changed, in one command."""
+        updates = []
+        for key, value in pairs:
+            if self._attributes.get(key.name, object()) == value:
+                continue
+            self._attributes[key.name] = value
+            updates.append(key.value_unset() if value is None else key.value_set(value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     @staticmethod
     def _tier_floor(policy: Policy, value: Any) -> float:
@@ -473,7 +477,7 @@ class NegotiationWorkflow:
             for r in self._pending.values()
         ]
         status.queued_messages = len(self._inbox)
-        self._upsert(sa.AWAITING_DECISION, sorted({r.role.value for r in self._pending.values()}))
+        self._upsert((sa.AWAITING_DECISION, sorted({r.role.value for r in self._pending.values()})))
         awaiting = (
             ", ".join(f"{r.role.value} ({r.kind.value})" for r in self._pending.values())
             or "nobody"
@@ -624,7 +628,7 @@ class NegotiationWorkflow:
         self._inbox = []
         self._pending.clear()
         self._stop_counterparty_clock(now)
-        self._upsert(sa.OUTCOME, outcome.value)
+        self._upsert((sa.OUTCOME, outcome.value))
         self._refresh()
 
     async def _result(self, state: ScoreState) -> NegotiationResult:

@@ -78,7 +78,7 @@ async def test_fresh_histories_of_every_movement_replay_deterministically(start)
 
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
-assert RECORDED, f"no recorded histories in {HISTORIES}"
+assert RECORDED or os.environ.get("FITNEST_RECORD_HISTORIES"), f"no histories in {HISTORIES}"
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
