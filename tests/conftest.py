@@ -40,9 +40,13 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server: weeks of timers in milliseconds."""
+    """The time-skipping test server: weeks of timers in milliseconds.
+
+    One per test module: its clock is shared by every workflow on it, and anything a module
+    leaves behind (an activity counted as running) would hold the clock for the next module.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=server_binary("temporal-test-server"),
         data_converter=DATA_CONVERTER,
