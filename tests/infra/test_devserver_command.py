@@ -14,8 +14,9 @@ def flag_values(argv: list[str], flag: str) -> list[str]:
 
 def test_argv_keeps_state_in_the_data_folder_and_listens_on_the_chosen_ports(tmp_path):
     settings = DevServerSettings(data_dir=tmp_path / "data", port=17001, ui_port=18001)
-    argv = build_argv("/opt/temporal", settings)
-    assert argv[:3] == ["/opt/temporal", "server", "start-dev"]
+    binary = str(tmp_path / "bin" / "temporal")
+    argv = build_argv(binary, settings)
+    assert argv[:3] == [binary, "server", "start-dev"]
     assert flag_values(argv, "--db-filename") == [str(tmp_path / "data" / "temporal.sqlite")]
     assert flag_values(argv, "--port") == ["17001"]
     assert flag_values(argv, "--ui-port") == ["18001"]
@@ -42,11 +43,11 @@ def test_headless_server_has_no_ui_port():
     assert "--headless" in argv and "--ui-port" not in argv
 
 
-def test_ports_and_data_folder_come_from_the_environment(monkeypatch):
+def test_ports_and_data_folder_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FITNEST_DEVSERVER_PORT", "7300")
     monkeypatch.setenv("FITNEST_DEVSERVER_UI_PORT", "8300")
-    monkeypatch.setenv("FITNEST_DEVSERVER_DATA_DIR", "/var/tmp/fitnest")
+    monkeypatch.setenv("FITNEST_DEVSERVER_DATA_DIR", str(tmp_path / "fitnest"))
     settings = DevServerSettings()
     assert settings.address == "localhost:7300"
     assert settings.ui_url == "http://localhost:8300/namespaces/default/workflows"
-    assert settings.db_file == Path("/var/tmp/fitnest/temporal.sqlite")
+    assert settings.db_file == tmp_path / "fitnest" / "temporal.sqlite"
