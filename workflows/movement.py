@@ -18,7 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import Delivery, Notification, Notifier
+    from activities.notifications import Notification, Notifier
     from activities.reviews import ReviewInput, finance_approval, legal_review
     from activities.timeouts import NOTIFY, REVIEW
     from negotiation.clock import DecisionClock, standing_approval
@@ -55,6 +55,30 @@ def _cause(err: ActivityError) -> str:
     """The failure's type, for the record (never its message: it may quote data)."""
     cause = err.cause
     return getattr(cause, "type", None) or type(cause or err).__name__
+
+
+async def send_once(
+    negotiation_id: str, key: str, kind: str, to: Sequence[str], subject: str, body: str
+) -> str | None:
+    """Send a notification once, whatever retries happen; the failure's type when it could not.
+
+    A refused or long-undeliverable notification must never end a negotiation.
+    """
+    note = Notification(
+        idempotency_key=f"{negotiation_id}/{key}",
+        negotiation_id=negotiation_id,
+        kind=kind,
+        to=tuple(to),
+        subject=subject,
+        body=body,
+    )
+    try:
+        await workflow.execute_activity_method(
+            Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
+        )
+    except ActivityError as err:
+        return _cause(err)
+    return None
 
 
 class Expired(Exception):
@@ -179,28 +203,11 @@ class MovementPlayer:
             self.state.their_offer = offer
         return offer
 
-    async def notify(
-        self, key: str, kind: str, to: Sequence[str], subject: str, body: str
-    ) -> Delivery | None:
-        """Send a notification once, whatever retries happen; None when it could not be sent."""
-        note = Notification(
-            idempotency_key=f"{self.negotiation_id}/{key}",
-            negotiation_id=self.negotiation_id,
-            kind=kind,
-            to=tuple(to),
-            subject=subject,
-            body=body,
-        )
-        try:
-            return await workflow.execute_activity_method(
-                Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
-            )
-        except ActivityError as err:
-            # A refused or long-undeliverable notification must not end the negotiation.
-            await self.report(
-                timeline=[f"{kind} notification could not be delivered ({_cause(err)})"]
-            )
-            return None
+    async def notify(self, key: str, kind: str, to: Sequence[str], subject: str, body: str) -> None:
+        """Send a notification once; a failure is reported on the timeline, not raised."""
+        failure = await send_once(self.negotiation_id, key, kind, to, subject, body)
+        if failure is not None:
+            await self.report(timeline=[f"{kind} notification could not be delivered ({failure})"])
 
     def hand_over(self) -> dict[str, object]:
         """The ball is with the counterparty from now: their clock runs, ours stops.

@@ -15,13 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.notifications import Notification, Notifier
-    from activities.timeouts import NOTIFY
     from negotiation.clock import checkpoint_cadence, next_checkpoint
     from negotiation.decisions import acting_for, rejection_reason
     from negotiation.kpis import assess_compliance, compute_kpis, deal_quality
@@ -50,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.closure import ClosureMovement
     from workflows.development import DevelopmentMovement
-    from workflows.movement import MovementPlayer
+    from workflows.movement import MovementPlayer, send_once
     from workflows.opening import OpeningMovement
     from workflows.preparation import PreparationMovement
     from workflows.protocol import (
@@ -495,22 +492,10 @@ class NegotiationWorkflow:
 
     async def _notify(self, key: str, kind: str, to: list[str], subject: str, body: str) -> bool:
         """Send a notification from the negotiation itself; a refusal is recorded, not raised."""
-        note = Notification(
-            idempotency_key=f"{self._request.negotiation_id}/{key}",
-            negotiation_id=self._request.negotiation_id,
-            kind=kind,
-            to=tuple(to),
-            subject=subject,
-            body=body,
-        )
-        try:
-            await workflow.execute_activity_method(
-                Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
-            )
-        except ActivityError:
-            self._note(f"{kind} notification could not be delivered")
-            return False
-        return True
+        failure = await send_once(self._request.negotiation_id, key, kind, to, subject, body)
+        if failure is not None:
+            self._note(f"{kind} notification could not be delivered ({failure})")
+        return failure is None
 
     def _note(self, text: str) -> None:
         self._status.timeline.append(
