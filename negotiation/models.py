@@ -156,7 +156,12 @@ class NegotiationRequest(BaseModel):
     )
     opening_terms: Terms = Field(description="Our opening offer; must lie within the mandate.")
     mandate: Mandate = Field(description="Target and walk-away terms, maximum rounds and deadline.")
-    participants: tuple[RoleCard, ...] = Field(min_length=1, description="Role cards of our team.")
+    participants: tuple[RoleCard, ...] = Field(
+        # A notification goes to at most 100 addresses: a larger team could not be told.
+        min_length=1,
+        max_length=100,
+        description="Role cards of our team.",
+    )
     playbook: PlaybookName | None = Field(
         default=None, description="Orchestration playbook; chosen by policy when absent."
     )

@@ -59,8 +59,20 @@ class StartReceipt(BaseModel):
     run_id: str | None = None
 
 
+#: The largest request accepted, as JSON. The request travels in the start event, in every
+#: movement's input and in each continue-as-new; Temporal refuses payloads over 2 MB and warns
+#: from 256 KB, while a real request is a few KB.
+MAX_REQUEST_BYTES = 256 * 1024
+
+
 def check_startable(request: NegotiationRequest, now: datetime | None = None) -> None:
-    """Refuse a request whose deadline has already passed (it would expire at once)."""
+    """Refuse a request whose deadline has already passed (it would expire at once), or that is
+    too large to carry through the negotiation's history."""
+    size = len(request.model_dump_json())
+    if size > MAX_REQUEST_BYTES:
+        raise ValueError(
+            f"the request is too large: {size} bytes as JSON, at most {MAX_REQUEST_BYTES}"
+        )
     now = now or datetime.now(UTC)
     if request.mandate.deadline <= now:
         raise ValueError(f"mandate.deadline {request.mandate.deadline.isoformat()} is already past")

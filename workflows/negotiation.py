@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -85,6 +88,14 @@ def _explain(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _fingerprint(message: CounterpartyResponse | HumanDecision) -> str:
+    return hashlib.sha256(message.model_dump_json().encode()).hexdigest()
+
+
+def _reused(message_id: str) -> str:
+    return f"message id {message_id} was already used for a different message"
+
+
 @workflow.defn(failure_exception_types=[ValidationError])
 class NegotiationWorkflow:
     """A negotiation from preparation to closure, with its messages, status and KPIs."""
@@ -105,6 +116,8 @@ class NegotiationWorkflow:
         self._policy: Policy | None = None
         self._inbox: list[Envelope] = []
         self._seen: set[str] = set()
+        # What each message id carried: a repeat is a retry only when it carries the same.
+        self._fingerprints: dict[str, str] = {}
         self._receipts: dict[str, DecisionReceipt] = {}
         self._pending: dict[str, DecisionRequest] = {}
         self._decided: dict[str, DecisionRecord] = {}
@@ -155,9 +168,8 @@ class NegotiationWorkflow:
         except ValidationError as err:
             self._reject(payload, "counterparty_response", f"malformed: {_explain(err)}")
             return
-        if response.message_id in self._seen:
+        if self._repeated(response, payload, "counterparty_response"):
             return
-        self._seen.add(response.message_id)
         if self._status.outcome is not None:
             self._reject(
                 payload,
@@ -177,9 +189,8 @@ class NegotiationWorkflow:
         except ValidationError as err:
             self._reject(payload, "human_decision", f"malformed: {_explain(err)}")
             return
-        if decision.message_id in self._seen:
+        if self._repeated(decision, payload, "human_decision"):
             return
-        self._seen.add(decision.message_id)
         reason = self._why_not(decision)
         if reason is not None:
             self._reject(payload, "human_decision", reason)
@@ -194,6 +205,10 @@ class NegotiationWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: HumanDecision) -> None:
+        if self._fingerprints.get(decision.message_id, _fingerprint(decision)) != _fingerprint(
+            decision
+        ):
+            raise ValueError(_reused(decision.message_id))
         if decision.message_id in self._receipts:
             return  # a repeat: the handler answers with the first receipt
         if decision.message_id in self._seen:
@@ -201,6 +216,14 @@ class NegotiationWorkflow:
         reason = self._why_not(decision)
         if reason is not None:
             raise ValueError(reason)
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """A signal this workflow does not take: recorded, never left unread in the history."""
+        payload: Any = None
+        with contextlib.suppress(Exception):  # only to name its message id, when it has one
+            payload = workflow.payload_converter().from_payload(args[0].payload)
+        self._reject(payload, name[:64], f"unknown signal {name[:64]!r}: nothing takes it")
 
     @workflow.update
     def retrospective(self, answer: RetrospectiveAnswer) -> RetrospectiveEntry:
@@ -343,6 +366,19 @@ class NegotiationWorkflow:
 
     # --- decisions ------------------------------------------------------------------------------
 
+    def _repeated(
+        self, message: CounterpartyResponse | HumanDecision, payload: Any, kind: str
+    ) -> bool:
+        """True for a message id seen before; one that came with other content is recorded."""
+        message_id = message.message_id
+        if message_id not in self._seen:
+            self._seen.add(message_id)
+            self._fingerprints[message_id] = _fingerprint(message)
+            return False
+        if self._fingerprints.get(message_id) != _fingerprint(message):
+            self._reject(payload, kind, _reused(message_id))
+        return True
+
     def _why_not(self, decision: HumanDecision) -> str | None:
         if self._status.outcome is not None:
             return f"the negotiation is closed ({self._status.outcome.value})"
@@ -372,6 +408,7 @@ class NegotiationWorkflow:
         decider = delegator or card
         authority = decider.authority_limit if decider else Decimal(0)
         self._seen.add(decision.message_id)
+        self._fingerprints[decision.message_id] = _fingerprint(decision)
         self._decided[request.request_id] = DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,

@@ -1,0 +1,352 @@
+"""Faults with real processes: workers killed with SIGKILL, the dev server stopped and started again.
+
+Every scenario plays a scripted negotiation with a worker run as ``python -m workers.worker``, and
+an undisturbed run of the same script is the reference: after the fault the negotiation ends with
+the same outcome, and a real SMTP server received each notification exactly once.
+
+The scenarios are slow (a worker killed mid-activity is only noticed when the attempt times out),
+so they all start at once when the module's first test asks for them, and each test waits for
+its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from negotiation.models import DecisionKind, Movement, NegotiationResult, Outcome
+from starters import client as api
+from tests.activities.smtp_test_server import free_port
+from tests.integration.processes import WorkerProcess, smtp_server
+from tests.workflows.harness import Negotiation, make_request, terms
+from workers import devserver
+from workers.client import connect
+from workers.settings import Settings
+from workflows import search_attributes as sa
+
+pytestmark = pytest.mark.integration
+
+#: Who approves for each role in the harness's team.
+APPROVERS = {"deal_owner": "ana", "legal": "lee", "finance": "fay", "executive": "eve"}
+#: A worker killed mid-activity is noticed when the attempt's start-to-close timeout passes
+#: (60 s for a notification), so a scenario may take that long and more on a loaded machine.
+SCENARIO_SECONDS = 150.0
+
+Fault = Callable[[str], Awaitable[None]]
+
+
+async def no_fault(_: str) -> None:
+    """The undisturbed run."""
+
+
+@dataclass
+class Stage:
+    """One negotiation on its own task queue, worker process, SMTP server and ledger."""
+
+    n: Negotiation
+    worker: WorkerProcess
+    mail: Any
+    script: str
+
+    async def until(self, check: Callable[[Any], bool]) -> Any:
+        return await self.n.until(check, timeout=SCENARIO_SECONDS)
+
+
+async def play_automated(stage: Stage, fault: Fault) -> NegotiationResult:
+    """Opening offer, one counter answered by the strategy, acceptance, signatures."""
+    n = stage.n
+    await fault("started")
+    await stage.until(lambda s: s.our_terms is not None)
+    await n.respond("counter", terms(50000, 10, 45))
+    await fault("countered")
+    await stage.until(lambda s: s.our_terms.version == 3)
+    await n.respond("accept")
+    await fault("accepted")
+    await stage.until(lambda s: s.movement == Movement.CLOSURE)
+    await n.respond("sign")
+    return await asyncio.wait_for(api.get_result(n.client, n.id), SCENARIO_SECONDS)
+
+
+async def play_conductor(stage: Stage, fault: Fault) -> NegotiationResult:
+    """A counter the deal owner approves, the sign-offs and our signature by people, their signature."""
+    n = stage.n
+    await fault("started")
+    await n.respond("counter", terms(50000, 10, 45))
+    await n.pending("deal_owner", timeout=SCENARIO_SECONDS)
+    await fault("pending")
+
+    def signed(s: Any) -> bool:
+        return any(d.kind == DecisionKind.SIGNATURE for d in s.decisions)
+
+    while True:  # whoever is asked next approves, until our signature is given
+        s = await stage.until(lambda s: s.pending_decisions or s.outcome is not None or signed(s))
+        if s.outcome is not None or signed(s):
+            break
+        for p in s.pending_decisions:
+            await n.decide(p.request_id, APPROVERS[p.role.value])
+    await n.respond("sign")
+    return await asyncio.wait_for(api.get_result(n.client, n.id), SCENARIO_SECONDS)
+
+
+async def play_silent(stage: Stage, fault: Fault) -> NegotiationResult:
+    """The counterparty never answers our opening offer."""
+    await stage.until(lambda s: s.our_terms is not None)
+    await fault("offered")
+    return await asyncio.wait_for(api.get_result(stage.n.client, stage.n.id), SCENARIO_SECONDS)
+
+
+#: Each script and the playbook it plays.
+SCRIPTS = {
+    "automated": (play_automated, "automated"),
+    "conductor_led": (play_conductor, "conductor_led"),
+    "silent": (play_silent, "automated"),
+}
+
+
+@dataclass
+class Played:
+    """What a scenario ended with: the result and how often each notification arrived."""
+
+    result: NegotiationResult
+    mail: Counter[str]
+    log: list[str] = field(default_factory=list)
+
+
+def policy_file(folder: Path) -> Path:
+    """No retrospective window: the workflow completes at its outcome, so results can be awaited."""
+    path = folder / "policy.json"
+    path.write_text(json.dumps({"retrospective_days": 0}))
+    return path
+
+
+async def play(
+    address: str,
+    folder: Path,
+    script: str,
+    fault: Callable[[Stage, str], Awaitable[None]] | None = None,
+    **request: Any,
+) -> Played:
+    """Play ``script`` with a worker process, calling ``fault`` at the script's fault points."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with smtp_server() as (port, mail):
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            temporal_address=address,
+            task_queue=f"pf-{uuid.uuid4().hex[:10]}",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            ledger_dir=folder / "ledger",
+            policy_file=policy_file(folder),
+        )
+        client = await connect(settings)
+        play_script, playbook = SCRIPTS[script]
+        negotiation = Negotiation(client, make_request(playbook, **request), folder / "no-outbox")
+        stage = Stage(negotiation, WorkerProcess(settings, folder / "worker.log"), mail, script)
+        await stage.worker.start()
+        try:
+            receipt = await api.start_negotiation(
+                client, negotiation.request, task_queue=settings.task_queue
+            )
+            assert receipt.started
+
+            async def at(point: str) -> None:
+                if fault is not None:
+                    await fault(stage, point)
+
+            result = await play_script(stage, at)
+        finally:
+            await stage.worker.stop()
+        return Played(result, mail.keys(negotiation.id))
+
+
+# --- the faults ---------------------------------------------------------------------------------
+
+
+async def kill_mid_notification(stage: Stage, point: str) -> None:
+    """SIGKILL while the role cards are being mailed: the SMTP server holds every delivery."""
+    if point != "started":
+        return
+    stage.mail.gate.clear()
+    await asyncio.wait_for(asyncio.to_thread(stage.mail.stalled.wait), SCENARIO_SECONDS)
+    await stage.worker.kill()
+    stage.mail.gate.set()
+    await stage.worker.start()
+
+
+async def kill_between_movements(stage: Stage, point: str) -> None:
+    """SIGKILL as the acceptance ends the development and closure begins."""
+    if point == "accepted":
+        await stage.worker.kill()
+        await stage.worker.start()
+
+
+async def kill_while_a_decision_is_pending(stage: Stage, point: str) -> None:
+    """SIGKILL while the deal owner's decision is pending; she decides while no worker runs."""
+    if point != "pending":
+        return
+    pending = (await stage.n.status()).pending_decisions  # a query needs a worker: ask first
+    await stage.worker.kill()
+    # The update waits for a worker to answer it: it is accepted once one is back.
+    decision = asyncio.create_task(stage.n.decide(pending[0].request_id, "ana"))
+    await asyncio.sleep(0.5)
+    assert not decision.done()
+    await stage.worker.start()
+    receipt = await asyncio.wait_for(decision, SCENARIO_SECONDS)
+    assert receipt.approver == "ana"
+
+
+async def restart_the_server(folder: Path, script: str = "automated") -> tuple[Played, list[str]]:
+    """The dev server on a SQLite file stops twice mid-negotiation and starts again on the file."""
+    settings = devserver.DevServerSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=folder / "server",
+        ip="127.0.0.1",
+        port=free_port(),
+        headless=True,
+        log_level="error",
+    )
+    server = await devserver.start(settings)
+    seen: list[str] = []
+
+    async def bounce(stage: Stage, point: str) -> None:
+        # Right after a message is sent, before the worker has surely taken it: a message held
+        # only in memory would be lost.
+        nonlocal server
+        if point in ("countered", "accepted"):
+            await asyncio.to_thread(server.stop)
+            seen.append(f"stopped at {point}")
+            server = await devserver.start(settings)
+
+    try:
+        played = await play(settings.address, folder / "run", script, bounce)
+    finally:
+        await asyncio.to_thread(server.stop)
+    return played, seen
+
+
+async def down_past_the_deadline(address: str, folder: Path) -> Played:
+    """No worker while the deadline passes: the expiry timer fires when a worker is back."""
+    deadline = datetime.now(UTC) + timedelta(seconds=12)
+
+    async def away(stage: Stage, point: str) -> None:
+        await stage.worker.kill()
+        await asyncio.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 1)
+        # Nobody has run the timer yet (the server's record; a query would need a worker).
+        desc = await stage.n.client.get_workflow_handle(stage.n.id).describe()
+        assert desc.typed_search_attributes.get(sa.OUTCOME) is None
+        await stage.worker.start()
+
+    return await play(address, folder, "silent", away, mandate__deadline=deadline.isoformat())
+
+
+# --- the scenarios run together -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def scenarios(
+    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, asyncio.Task[Any]]]:
+    """Every scenario of this module, started at once; each test awaits its own."""
+    root = tmp_path_factory.mktemp("process-faults")
+    address = dev_env.client.service_client.config.target_host
+    runs: dict[str, Coroutine[Any, Any, Any]] = {
+        "automated": play(address, root / "automated", "automated"),
+        "conductor_led": play(address, root / "conductor", "conductor_led"),
+        "mid_notification": play(address, root / "mid", "automated", kill_mid_notification),
+        "between_movements": play(address, root / "between", "automated", kill_between_movements),
+        "decision_pending": play(
+            address, root / "pending", "conductor_led", kill_while_a_decision_is_pending
+        ),
+        "server_restart": restart_the_server(root / "server"),
+        "deadline": down_past_the_deadline(address, root / "deadline"),
+    }
+    tasks = {name: asyncio.create_task(run, name=name) for name, run in runs.items()}
+    yield tasks
+    for task in tasks.values():
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+def deal(played: Played) -> tuple[Any, ...]:
+    """What must not depend on faults: outcome, agreed version and terms, who decided what."""
+    agreed = played.result.agreed_terms
+    decided = [(d.kind, d.role, d.verdict) for d in played.result.status.decisions]
+    offers = [(o.version, o.party, o.terms) for o in played.result.status.offers]
+    return played.result.outcome, agreed and (agreed.version, agreed.terms), decided, offers
+
+
+def exactly_once(played: Played) -> None:
+    twice = {key: count for key, count in played.mail.items() if count != 1}
+    assert not twice, f"notifications sent more than once: {twice}"
+
+
+async def _both(
+    scenarios: dict[str, asyncio.Task[Any]], name: str, reference: str
+) -> tuple[Played, Played]:
+    return await scenarios[name], await scenarios[reference]
+
+
+async def test_undisturbed_runs_agree_and_mail_each_notification_once(scenarios) -> None:
+    for name in ("automated", "conductor_led"):
+        played: Played = await scenarios[name]
+        assert played.result.outcome == Outcome.AGREED
+        assert played.mail and all(count == 1 for count in played.mail.values())
+
+
+async def test_a_worker_killed_mid_notification_ends_the_same_and_mails_each_once(
+    scenarios,
+) -> None:
+    played, reference = await _both(scenarios, "mid_notification", "automated")
+    assert deal(played) == deal(reference)
+    exactly_once(played)
+    assert set(played.mail) == set(reference.mail)
+
+
+async def test_a_worker_killed_between_movements_ends_the_same_and_mails_each_once(
+    scenarios,
+) -> None:
+    played, reference = await _both(scenarios, "between_movements", "automated")
+    assert deal(played) == deal(reference)
+    exactly_once(played)
+    assert set(played.mail) == set(reference.mail)
+
+
+async def test_a_worker_killed_while_a_decision_is_pending_ends_the_same_and_mails_each_once(
+    scenarios,
+) -> None:
+    played, reference = await _both(scenarios, "decision_pending", "conductor_led")
+    assert deal(played) == deal(reference)
+    exactly_once(played)
+    assert set(played.mail) == set(reference.mail)
+
+
+async def test_a_server_restarted_on_its_file_loses_no_message_and_mails_each_once(
+    scenarios,
+) -> None:
+    played, stops = await scenarios["server_restart"]
+    reference: Played = await scenarios["automated"]
+    assert stops == ["stopped at countered", "stopped at accepted"]
+    assert deal(played) == deal(reference)
+    status = played.result.status
+    # Every message sent just before a stop was taken (the offers are the reference's).
+    assert status.rejected_messages == []
+    exactly_once(played)
+    assert set(played.mail) == set(reference.mail)
+
+
+async def test_a_deadline_passed_while_no_worker_ran_expires_once_the_worker_is_back(
+    scenarios,
+) -> None:
+    played: Played = await scenarios["deadline"]
+    assert played.result.outcome == Outcome.EXPIRED
+    exactly_once(played)
