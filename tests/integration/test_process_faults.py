@@ -236,7 +236,8 @@ async def restart_the_server(folder: Path, script: str = "automated") -> tuple[P
 
 async def down_past_the_deadline(address: str, folder: Path) -> Played:
     """No worker while the deadline passes: the expiry timer fires when a worker is back."""
-    deadline = datetime.now(UTC) + timedelta(seconds=12)
+    # Far enough for the opening offer to go out first on a loaded machine, near enough to wait.
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
 
     async def away(stage: Stage, point: str) -> None:
         await stage.worker.kill()
@@ -349,4 +350,5 @@ async def test_a_deadline_passed_while_no_worker_ran_expires_once_the_worker_is_
 ) -> None:
     played: Played = await scenarios["deadline"]
     assert played.result.outcome == Outcome.EXPIRED
+    assert "deadline" in (played.result.outcome_reason or "")
     exactly_once(played)

@@ -1,0 +1,182 @@
+"""Faults that take hours, on the time-skipping server: a legal or finance review service that
+fails for good.
+
+Notifications go to a real SMTP server (aiosmtpd), which counts every delivery: the outbox could
+not show a second copy, since it keeps the first file of each key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType, RetryState
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import all_activities
+from activities.channels import KEY_HEADER
+from activities.reviews import ReviewInput
+from negotiation.models import DecisionKind, Movement, NegotiationRequest, Role
+from negotiation.reviews import FinanceFindings, LegalFindings
+from starters import client as api
+from tests.activities.smtp_test_server import MailHandler, free_port
+from tests.workflows.harness import Negotiation, make_request
+from workers.settings import Settings
+from workers.worker import WORKFLOWS
+
+DAY = timedelta(days=1)
+
+
+@dataclass
+class Stage:
+    """A task queue whose worker the test starts and stops, with an SMTP server counting mail."""
+
+    env: WorkflowEnvironment
+    settings: Settings
+    mail: MailHandler
+    replaced: dict[str, Callable[..., Any]]
+    started: list[str]
+
+    def worker(self) -> Worker:
+        """A fresh worker for the queue; ``replaced`` activities stand in for the real ones."""
+        activities = [
+            self.replaced.get(_activity_name(fn), fn) for fn in all_activities(self.settings)
+        ]
+        return Worker(
+            self.env.client,
+            task_queue=self.settings.task_queue,
+            workflows=list(WORKFLOWS),
+            activities=activities,
+        )
+
+    async def start(self, request: NegotiationRequest) -> Negotiation:
+        receipt = await api.start_negotiation(
+            self.env.client, request, task_queue=self.settings.task_queue
+        )
+        assert receipt.started
+        self.started.append(request.negotiation_id)
+        return Negotiation(self.env.client, request, Path("unused"), self.env)
+
+    def sent(self, n: Negotiation) -> Counter[str]:
+        """How often each notification of ``n`` arrived, by key without the negotiation id."""
+        prefix = f"{n.id}/"
+        keys = (str(r.message[KEY_HEADER]) for r in self.mail.received)
+        return Counter(k.removeprefix(prefix) for k in keys if k.startswith(prefix))
+
+
+def _activity_name(fn: Callable[..., Any]) -> str:
+    defn = getattr(fn, "__temporal_activity_definition", None)
+    return defn.name if defn is not None else fn.__name__
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, MailHandler]]:
+    handler = MailHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler
+    controller.stop()
+
+
+@pytest.fixture
+async def stage(
+    ts_env: WorkflowEnvironment, tmp_path: Path, smtp: tuple[int, MailHandler]
+) -> AsyncIterator[Stage]:
+    port, handler = smtp
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        task_queue=f"tf-{uuid.uuid4().hex[:8]}",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        ledger_dir=tmp_path / "ledger",
+    )
+    s = Stage(ts_env, settings, handler, {}, [])
+    yield s
+    # Left open, a negotiation would hold the shared clock for the module's next test.
+    for negotiation_id in s.started:
+        for workflow_id in [negotiation_id, *(f"{negotiation_id}/{m.value}" for m in Movement)]:
+            with contextlib.suppress(RPCError):  # never started, or ended already
+                await ts_env.client.get_workflow_handle(workflow_id).terminate(reason="test done")
+
+
+def once(counts: Counter[str]) -> None:
+    twice = {k: c for k, c in counts.items() if c != 1}
+    assert not twice, f"sent more than once: {twice}"
+
+
+class Unavailable:
+    """A review service that is down for good, behind the real activity's name and signature."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def _refuse(self) -> None:
+        self.attempts += 1
+        raise ConnectionError("the review service answered 503")
+
+    @activity.defn(name="legal_review")
+    async def legal_review(self, inp: ReviewInput) -> LegalFindings:
+        await self._refuse()
+        raise AssertionError("unreachable")
+
+    @activity.defn(name="finance_approval")
+    async def finance_approval(self, inp: ReviewInput) -> FinanceFindings:
+        await self._refuse()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("service", "role", "kind", "person"),
+    [
+        ("legal_review", Role.LEGAL, DecisionKind.LEGAL_SIGNOFF, "lee"),
+        ("finance_approval", Role.FINANCE, DecisionKind.FINANCE_SIGNOFF, "fay"),
+    ],
+)
+async def test_a_review_service_that_fails_for_good_times_out_and_a_person_is_asked_instead(
+    stage: Stage, service: str, role: Role, kind: DecisionKind, person: str
+) -> None:
+    down = Unavailable()
+    stage.replaced[service] = getattr(down, service)
+    async with stage.worker():
+        n = await stage.start(make_request("automated"))
+        await n.respond("accept")
+        await n.until(lambda s: s.movement == Movement.CLOSURE)
+        # Retries back off to a minute apart and stop at REVIEW's one-hour bound.
+        await stage.env.sleep(2 * timedelta(hours=1))
+        s = await n.until(lambda s: any(p.role == role for p in s.pending_decisions))
+        asked = next(p for p in s.pending_decisions if p.role == role)
+        assert asked.kind == kind
+        review = next(r for r in s.reviews if r.kind == role.value)
+        assert not review.passed and "could not run" in review.findings[0]
+        # Its retries ended because time ran out (the schedule-to-close bound), not by chance.
+        history = await stage.env.client.get_workflow_handle(f"{n.id}/closure").fetch_history()
+        ended = [
+            e.activity_task_failed_event_attributes.retry_state
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        ]
+        assert ended == [RetryState.RETRY_STATE_TIMEOUT]
+        assert s.outcome is None  # the negotiation waits for a person; it did not fail
+        assert 1 < down.attempts < 100  # retried, and the retries were bounded
+        await asyncio.sleep(0.3)  # anything sent twice would have gone out by now
+        once(stage.sent(n))
+        mails = [
+            r for r in stage.mail.received if str(r.message[KEY_HEADER]).endswith(asked.request_id)
+        ]
+        assert [r.rcpt_tos for r in mails] == [[f"{person}@fitnest.example"]]  # told, once
+        # The person signs off, and the negotiation goes on to the signatures.
+        await n.decide(asked.request_id, person)
+        await n.until(lambda s: not any(p.role == role for p in s.pending_decisions))
