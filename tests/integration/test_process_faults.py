@@ -183,10 +183,33 @@ async def kill_mid_notification(stage: Stage, point: str) -> None:
     await stage.worker.start()
 
 
+async def quiet(stage: Stage) -> None:
+    """Wait until no notification is being sent: the ledger holds a lock file per send in flight.
+
+    A worker killed after the mail server accepted a message and before the ledger recorded it
+    sends it again (the ledger's documented window; the deterministic Message-ID lets receivers
+    drop the copy). The kills below land outside that window on purpose: either with nothing in
+    flight, or with the delivery held before the server accepts it.
+    """
+    ledger = stage.worker.settings.ledger_dir
+    for _ in range(600):
+        if not any(ledger.glob("*.lock")):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"notifications still in flight: {sorted(ledger.glob('*.lock'))}")
+
+
 async def kill_between_movements(stage: Stage, point: str) -> None:
-    """SIGKILL as the acceptance ends the development and closure begins."""
+    """SIGKILL as the acceptance ends the development and closure begins: the first message of
+    the closure is held at the mail server when the worker dies."""
+    if point == "countered":
+        await stage.until(lambda s: s.our_terms.version == 3)
+        await quiet(stage)
+        stage.mail.gate.clear()  # from now on every delivery hangs before it is accepted
     if point == "accepted":
+        await asyncio.wait_for(asyncio.to_thread(stage.mail.stalled.wait), SCENARIO_SECONDS)
         await stage.worker.kill()
+        stage.mail.gate.set()
         await stage.worker.start()
 
 
@@ -195,6 +218,11 @@ async def kill_while_a_decision_is_pending(stage: Stage, point: str) -> None:
     if point != "pending":
         return
     pending = (await stage.n.status()).pending_decisions  # a query needs a worker: ask first
+    for _ in range(600):  # the decision request has gone out
+        if stage.mail.keys(stage.n.id)[pending[0].request_id]:
+            break
+        await asyncio.sleep(0.05)
+    await quiet(stage)
     await stage.worker.kill()
     # The update waits for a worker to answer it: it is accepted once one is back.
     decision = asyncio.create_task(stage.n.decide(pending[0].request_id, "ana"))
