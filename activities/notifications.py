@@ -9,7 +9,7 @@ kind, the key's hash and the channel; never the subject, the body or the address
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -97,6 +97,25 @@ class Channel(Protocol):
         ...
 
 
+#: Seconds between heartbeats while a send is in progress (NOTIFY's heartbeat timeout is 10 s).
+HEARTBEAT_SECONDS = 2.0
+
+
+async def _alive_while(work: Coroutine[Any, Any, Delivery]) -> Delivery:
+    """Run ``work``, heartbeating meanwhile when inside an activity: a worker that dies mid-send
+    is then noticed at the heartbeat timeout, not at the end of the attempt's timeout."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+            if done:
+                return task.result()
+            if activity.in_activity():
+                activity.heartbeat()
+    finally:
+        task.cancel()
+
+
 class Notifier:
     """Sends notifications through its channels, at most once per key, recorded in the ledger."""
 
@@ -143,7 +162,7 @@ class Notifier:
         """
         with activity_edge():
             n = parse_input(Notification, n, InvalidNotification)
-            return await self._send(n)
+            return await _alive_while(self._send(n))
 
     async def _send(self, n: Notification) -> Delivery:
         key = n.idempotency_key

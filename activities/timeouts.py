@@ -36,6 +36,7 @@ class ActivityOptions(TypedDict, total=False):
 
     start_to_close_timeout: timedelta
     schedule_to_close_timeout: timedelta
+    heartbeat_timeout: timedelta
     retry_policy: RetryPolicy
 
 
@@ -46,9 +47,10 @@ def _preset(
     first_retry: timedelta,
     longest_retry: timedelta,
     permanent: list[str],
+    heartbeat: timedelta | None = None,
 ) -> ActivityOptions:
     """Options with the shared choices above: doubling backoff, attempts bounded by time only."""
-    return ActivityOptions(
+    options = ActivityOptions(
         start_to_close_timeout=attempt,
         schedule_to_close_timeout=overall,
         retry_policy=RetryPolicy(
@@ -59,6 +61,9 @@ def _preset(
             non_retryable_error_types=permanent,
         ),
     )
+    if heartbeat is not None:
+        options["heartbeat_timeout"] = heartbeat
+    return options
 
 
 #: Legal review and finance approval: rule evaluations over one terms version.
@@ -95,10 +100,13 @@ POLICY: Final[ActivityOptions] = _preset(
 #:   4xx; don't hammer them, but deliver within minutes of their return.
 #: - 24 h in all: a night-long outage still delivers by morning; after a day the message is stale
 #:   and the workflow should record the failure and tell someone another way.
+#: - heartbeat within 10 s: the activity heartbeats while it sends, so a worker that dies mid-send
+#:   is noticed after 10 s rather than after the whole 60 s attempt.
 NOTIFY: Final[ActivityOptions] = _preset(
     attempt=timedelta(seconds=60),
     overall=timedelta(hours=24),
     first_retry=timedelta(seconds=5),
     longest_retry=timedelta(minutes=10),
     permanent=["InvalidNotification", "NotificationRejected"],
+    heartbeat=timedelta(seconds=10),
 )
