@@ -53,8 +53,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.protocol import (
         DELIVER_SIGNAL,
         REPORT_SIGNAL,
+        REPORTS_SIGNAL,
         Envelope,
         MovementReport,
+        MovementReports,
         ScoreState,
     )
 
@@ -239,8 +241,17 @@ class NegotiationWorkflow:
 
     @workflow.signal(name=REPORT_SIGNAL)
     def movement_report(self, report: MovementReport) -> None:
-        """Fold a movement's report into the status."""
-        now = workflow.now()
+        """Fold a movement's report into the status (movements of release 1 send them one by one)."""
+        self._fold(report)
+
+    @workflow.signal(name=REPORTS_SIGNAL)
+    def movement_reports(self, batch: MovementReports) -> None:
+        """Fold a movement's batch of reports into the status, oldest first."""
+        for report in batch.reports:
+            self._fold(report)
+
+    def _fold(self, report: MovementReport) -> None:
+        now = report.at or workflow.now()
         status = self._status
         if report.playbook is not None:
             status.playbook = report.playbook
@@ -298,6 +309,9 @@ class NegotiationWorkflow:
             raise
         self._inbox[0:0] = result.inbox
         result.inbox = []
+        for report in result.reports:  # made after the movement last waited
+            self._fold(report)
+        result.reports = []
         self._leave(movement)
         return result
 
