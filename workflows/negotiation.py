@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         PendingDecision,
         PlaybookName,
+        ReceivedMessage,
         RejectedMessage,
         RetrospectiveAnswer,
         RetrospectiveEntry,
@@ -169,6 +170,9 @@ class NegotiationWorkflow:
             return
         self._stop_counterparty_clock(workflow.now())
         self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
+        self._status.last_received = ReceivedMessage(
+            message_id=response.message_id, kind="counterparty_response", at=workflow.now()
+        )
         self._refresh()
 
     @workflow.signal
@@ -386,6 +390,9 @@ class NegotiationWorkflow:
         decider = delegator or card
         authority = decider.authority_limit if decider else Decimal(0)
         self._seen.add(decision.message_id)
+        self._status.last_received = ReceivedMessage(
+            message_id=decision.message_id, kind="human_decision", at=now
+        )
         self._decided[request.request_id] = DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,
