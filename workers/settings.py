@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,4 +42,27 @@ class Settings(BaseSettings):
     )
     ledger_dir: Path = Field(
         default=Path(".data/notifications"), description="Sent-notification ledger."
+    )
+    log_format: Literal["console", "json"] | None = Field(
+        default=None,
+        description=(
+            "'console' (readable, for people) or 'json' (one object a line, for log search). "
+            "Unset: console when stderr is a terminal, json otherwise (containers, files)."
+        ),
+    )
+    log_level: str = Field(default="INFO", description="Lowest level logged (DEBUG, INFO, ...).")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the worker's Prometheus endpoint binds to (0.0.0.0 in containers).",
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Worker's Prometheus port (/metrics); 0: none."
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "On SIGTERM, how long running activities may take to finish before they are "
+            "cancelled; keep it below the orchestrator's kill timeout."
+        ),
     )
