@@ -123,8 +123,9 @@ async def test_worker_logs_json_lines_with_negotiation_workflow_and_activity_con
     assert all({"timestamp", "level", "logger"} <= e.keys() for e in events)
 
     sent = [e for e in events if e["event"] == "notification.sent" and e["negotiation_id"] == nid]
-    # Movements send from <id>/<movement>; the negotiation itself (retrospective) from <id>.
-    assert {e.get("movement") for e in sent} >= {"preparation", "opening", "closure", None}
+    # Movements send from <id>/<movement>; the negotiation itself (checkpoints, retrospective)
+    # from <id>, which may not have happened yet.
+    assert {e.get("movement") for e in sent} >= {"preparation", "opening", "closure"}
     for e in sent:
         movement = e.get("movement")
         assert e["workflow_id"] == (f"{nid}/{movement}" if movement else nid)
