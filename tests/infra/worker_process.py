@@ -63,11 +63,14 @@ class WorkerProcess:
 
 
 async def start_worker(
-    dev_env: WorkflowEnvironment, workdir: Path, **overrides: str
+    dev_env: WorkflowEnvironment, workdir: Path, **overrides: str | None
 ) -> WorkerProcess:
-    """Start a worker with JSON logs and metrics on a free port; return once it polls."""
+    """Start a worker with JSON logs and metrics on a free port; return once it polls.
+
+    ``overrides`` replace settings by variable name; None leaves a setting unset.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    values = {
+    defaults = {
         "FITNEST_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "FITNEST_NAMESPACE": dev_env.client.namespace,
         "FITNEST_TASK_QUEUE": f"ops-{uuid.uuid4().hex[:10]}",
@@ -75,8 +78,8 @@ async def start_worker(
         "FITNEST_LEDGER_DIR": str(workdir / "ledger"),
         "FITNEST_METRICS_PORT": str(free_port()),
         "FITNEST_LOG_FORMAT": "json",
-        **overrides,
     }
+    values = {k: v for k, v in {**defaults, **overrides}.items() if v is not None}
     # Nothing from the developer's shell may steer the worker elsewhere.
     env = {k: v for k, v in os.environ.items() if not k.startswith("FITNEST_")}
     env.update(values, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
