@@ -35,6 +35,7 @@ from negotiation.terms import Offer, Terms
 from starters import client as api
 from starters.report import ReportFilterError, build_query, collect_results
 from starters.simulate import Personality, SimulatedCounterparty, play
+from workers import telemetry
 from workers.client import ClusterUnreachable, connect
 from workers.process import exit_process
 from workers.settings import Settings
@@ -397,7 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(args.run(args, Settings()))
+        settings = Settings()
+        telemetry.configure_from(settings)  # the same log lines as the worker, on stderr
+        return asyncio.run(args.run(args, settings))
     except BadInput as err:
         print(str(err), file=sys.stderr)
         return EXIT_BAD_INPUT

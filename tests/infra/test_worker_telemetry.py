@@ -150,9 +150,7 @@ async def test_worker_logs_no_deal_terms(played: Played) -> None:
 
 
 async def test_workflow_logs_are_silent_while_a_worker_replays_history(played: Played) -> None:
-    history = await played.client.get_workflow_handle(
-        played.request.negotiation_id
-    ).fetch_history()
+    history = await played.client.get_workflow_handle(played.request.negotiation_id).fetch_history()
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=played.client.data_converter)
     records: list[logging.LogRecord] = []
 
