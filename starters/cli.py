@@ -398,9 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings()
-        telemetry.configure_from(settings)  # the same log lines as the worker, on stderr
-        return asyncio.run(args.run(args, settings))
+        return asyncio.run(args.run(args, Settings()))
     except BadInput as err:
         print(str(err), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -422,6 +420,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def run() -> None:
     """Console-script entry point: exits without interpreter finalization (see exit_process)."""
+    telemetry.configure_from(Settings())  # log lines shaped like the worker's, on stderr
     exit_process(main())
 
 
