@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from negotiation.models import Movement, Outcome
 from starters import client as api
@@ -38,7 +40,17 @@ EXPECTED = {
     "Conductor-led in development": {"conductor", "closed"},
     "Large deals still open": {"conductor"},
     "One counterparty": {"conductor", "closed"},
+    "Failing workflow tasks": {"buggy"},
 }
+
+
+@workflow.defn(name="BuggyWorkflow")
+class BuggyWorkflow:
+    """A workflow whose code fails every task, as a bug or a broken deploy would."""
+
+    @workflow.run
+    async def run(self) -> None:
+        raise RuntimeError("a bug in workflow code")
 
 
 def documented_views() -> dict[str, str]:
@@ -52,7 +64,8 @@ def documented_views() -> dict[str, str]:
 async def portfolio(
     dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[str, dict[str, str]]]:
-    """Three negotiations on their own task queue: waiting on the deal owner, on finance, closed."""
+    """Three negotiations on their own task queue (waiting on the deal owner, on finance, closed)
+    and a workflow of a type the worker does not know, whose tasks keep failing."""
     workdir = tmp_path_factory.mktemp("views")
     queue = f"views-{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -70,7 +83,21 @@ async def portfolio(
         "collaborative_ensemble",
         counterparty={"name": "Fabrikam", "email": "buyer@fabrikam.example"},
     )
-    async with build_worker(dev_env.client, settings, task_queue=queue):
+    buggy = Worker(
+        dev_env.client,
+        task_queue=f"{queue}-buggy",
+        workflows=[BuggyWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    async with buggy, build_worker(dev_env.client, settings, task_queue=queue):
+        # First: Temporal reports the failing tasks only after a few retries with backoff.
+        buggy = await dev_env.client.start_workflow(
+            BuggyWorkflow.run,
+            id=f"buggy-{queue}",
+            task_queue=f"{queue}-buggy",
+            # The SDK reports a task's first failure, then lets retries time out: keep them short.
+            task_timeout=timedelta(seconds=1),
+        )
         started = {}
         for name, request in (("conductor", conductor), ("closed", closed), ("ensemble", ensemble)):
             await api.start_negotiation(dev_env.client, request, task_queue=queue)
@@ -84,9 +111,9 @@ async def portfolio(
         await started["closed"].decide(refusal.request_id, "ana", "reject")
         ended = await started["closed"].until(lambda s: s.outcome is not None)
         assert ended.outcome == Outcome.WALKED_AWAY
-        yield queue, {name: n.id for name, n in started.items()}
-        for n in started.values():
-            await dev_env.client.get_workflow_handle(n.id).terminate("test over")
+        yield queue, {"buggy": buggy.id} | {name: n.id for name, n in started.items()}
+        for workflow_id in (buggy.id, *(n.id for n in started.values())):
+            await dev_env.client.get_workflow_handle(workflow_id).terminate("test over")
 
 
 def test_the_readme_documents_each_expected_view():
@@ -97,15 +124,16 @@ def test_the_readme_documents_each_expected_view():
 async def test_documented_view_lists_the_negotiations_it_names(
     dev_env: WorkflowEnvironment, portfolio: tuple[str, dict[str, str]], view: str
 ) -> None:
-    queue, ids = portfolio
+    _, ids = portfolio
     query = documented_views()[view]
     # The README's example cut-off dates are in the past; ours includes what started just now.
     cutoff = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     dated = DATE.sub(f"'{cutoff}'", query)
-    scoped = f"TaskQueue = '{queue}' AND ({dated})"
+    ours = ", ".join(f"'{workflow_id}'" for workflow_id in ids.values())
+    scoped = f"WorkflowId IN ({ours}) AND ({dated})"
     names = {workflow_id: name for name, workflow_id in ids.items()}
     found: set[str] = set()
-    for _ in range(50):  # visibility is eventually consistent
+    for _ in range(150):  # visibility is eventually consistent; failing tasks take retries
         found = {names[wf.id] async for wf in dev_env.client.list_workflows(scoped)}
         if found == EXPECTED[view]:
             break
@@ -123,7 +151,7 @@ async def test_every_child_activity_and_timer_carries_a_summary_for_the_web_ui(
         EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED: "child",
     }
     seen: dict[str, int] = {"activity": 0, "timer": 0, "child": 0}
-    for negotiation_id in ids.values():
+    for negotiation_id in (ids[name] for name in ("conductor", "ensemble", "closed")):
         workflow_ids = [negotiation_id] + [f"{negotiation_id}/{m.value}" for m in Movement]
         for workflow_id in workflow_ids:
             handle = dev_env.client.get_workflow_handle(workflow_id)
