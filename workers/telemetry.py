@@ -35,6 +35,7 @@ from temporalio.runtime import (
 )
 
 from workers.settings import Settings
+from workflows.metrics import BUCKETS
 
 LogFormat = Literal["console", "json"]
 
@@ -161,6 +162,7 @@ def runtime(settings: Settings) -> Runtime:
         PrometheusConfig(
             bind_address=f"{settings.metrics_host}:{settings.metrics_port}",
             durations_as_seconds=True,
+            histogram_bucket_overrides={name: list(b) for name, b in BUCKETS.items()},
         )
         if settings.metrics_port
         else None

@@ -22,6 +22,24 @@ ESCALATIONS = "fitnest_escalations"
 #: Every product metric, for dashboards and the test that scrapes them.
 ALL = (STARTED, CLOSED, ROUNDS, DECISION_WAIT, ESCALATIONS)
 
+_HOUR = 3600.0
+#: Histogram buckets sized for negotiations (the SDK's defaults stop at seconds): decisions take
+#: minutes to days, negotiations a handful of rounds.
+BUCKETS: dict[str, tuple[float, ...]] = {
+    DECISION_WAIT: (
+        60,
+        600,
+        _HOUR,
+        4 * _HOUR,
+        8 * _HOUR,
+        24 * _HOUR,
+        48 * _HOUR,
+        96 * _HOUR,
+        168 * _HOUR,
+    ),
+    ROUNDS: (0, 1, 2, 3, 4, 6, 8, 12, 20, 50, 100),
+}
+
 
 def negotiation_started(playbook: str, deal_type: str) -> None:
     """A negotiation chose its playbook and opens."""

@@ -108,6 +108,9 @@ async def test_worker_serves_the_product_metrics_with_their_labels(played: Playe
     assert decided and count(f"{metrics.DECISION_WAIT}_count", role="deal_owner") == sum(
         1 for d in decided if d.role.value == "deal_owner"
     )
+    # Buckets fit negotiations: decisions take minutes to days, not the SDK's seconds.
+    waits = samples(text, f"{metrics.DECISION_WAIT}_bucket")
+    assert {float(dict(k)["le"]) for k in waits} >= {60.0, 86400.0, 604800.0}
     # The SDK's own metrics share the endpoint.
     assert count("temporal_workflow_task_execution_latency_count") > 0
     assert count("temporal_activity_execution_latency_count", activity_type="send_notification") > 0
