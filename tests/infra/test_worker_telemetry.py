@@ -38,7 +38,7 @@ class Played:
     worker: WorkerProcess
     client: Client
     request: NegotiationRequest
-    outcome: Outcome | None
+    outcome: str | None
 
 
 @pytest.fixture(scope="module")

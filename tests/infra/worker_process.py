@@ -14,6 +14,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -83,10 +84,8 @@ async def start_worker(
     # Nothing from the developer's shell may steer the worker elsewhere.
     env = {k: v for k, v in os.environ.items() if not k.startswith("FITNEST_")}
     env.update(values, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        **{k.removeprefix("FITNEST_").lower(): v for k, v in values.items()},
-    )
+    fields: dict[str, Any] = {k.removeprefix("FITNEST_").lower(): v for k, v in values.items()}
+    settings = Settings(_env_file=None, **fields)  # type: ignore[call-arg]
     log_file = workdir / "worker.log"
     with log_file.open("wb") as out:
         process = subprocess.Popen(

@@ -83,13 +83,13 @@ async def portfolio(
         "collaborative_ensemble",
         counterparty={"name": "Fabrikam", "email": "buyer@fabrikam.example"},
     )
-    buggy = Worker(
+    buggy_worker = Worker(
         dev_env.client,
         task_queue=f"{queue}-buggy",
         workflows=[BuggyWorkflow],
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
-    async with buggy, build_worker(dev_env.client, settings, task_queue=queue):
+    async with buggy_worker, build_worker(dev_env.client, settings, task_queue=queue):
         # First: Temporal reports the failing tasks only after a few retries with backoff.
         buggy = await dev_env.client.start_workflow(
             BuggyWorkflow.run,
