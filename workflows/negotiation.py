@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         PendingDecision,
         PlaybookName,
+        ReceivedMessage,
         RejectedMessage,
         RetrospectiveAnswer,
         RetrospectiveEntry,
@@ -54,8 +55,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.protocol import (
         DELIVER_SIGNAL,
         REPORT_SIGNAL,
+        REPORTS_SIGNAL,
         Envelope,
         MovementReport,
+        MovementReports,
         ScoreState,
     )
 
@@ -174,6 +177,9 @@ class NegotiationWorkflow:
             return
         self._stop_counterparty_clock(workflow.now())
         self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
+        self._status.last_received = ReceivedMessage(
+            message_id=response.message_id, kind="counterparty_response", at=workflow.now()
+        )
         self._refresh()
 
     @workflow.signal
@@ -246,8 +252,17 @@ class NegotiationWorkflow:
 
     @workflow.signal(name=REPORT_SIGNAL)
     def movement_report(self, report: MovementReport) -> None:
-        """Fold a movement's report into the status."""
-        now = workflow.now()
+        """Fold a movement's report into the status (movements of release 1 send them one by one)."""
+        self._fold(report)
+
+    @workflow.signal(name=REPORTS_SIGNAL)
+    def movement_reports(self, batch: MovementReports) -> None:
+        """Fold a movement's batch of reports into the status, oldest first."""
+        for report in batch.reports:
+            self._fold(report)
+
+    def _fold(self, report: MovementReport) -> None:
+        now = report.at or workflow.now()
         status = self._status
         if report.playbook is not None:
             status.playbook = report.playbook
@@ -307,6 +322,9 @@ class NegotiationWorkflow:
             raise
         self._inbox[0:0] = result.inbox
         result.inbox = []
+        for report in result.reports:  # made after the movement last waited
+            self._fold(report)
+        result.reports = []
         self._leave(movement)
         return result
 
@@ -382,6 +400,9 @@ class NegotiationWorkflow:
         decider = delegator or card
         authority = decider.authority_limit if decider else Decimal(0)
         self._seen.add(decision.message_id)
+        self._status.last_received = ReceivedMessage(
+            message_id=decision.message_id, kind="human_decision", at=now
+        )
         self._decided[request.request_id] = DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,
