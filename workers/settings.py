@@ -24,25 +24,6 @@ class Settings(BaseSettings):
     task_queue: str = Field(
         default=TASK_QUEUE, description="Task queue of workflows and activities."
     )
-    policy_file: Path | None = Field(
-        default=None, description="YAML or JSON policy; defaults when unset."
-    )
-    outbox_dir: Path | None = Field(default=None, description="Write notifications here as files.")
-    smtp_host: str | None = Field(default=None, description="SMTP server for notifications.")
-    smtp_port: int = Field(default=25, description="SMTP port.")
-    smtp_sender: str = Field(
-        default="fitnest@localhost", description="From address of notifications."
-    )
-    smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the SMTP server.")
-    smtp_username: str | None = Field(
-        default=None, description="SMTP login, when the server wants one."
-    )
-    smtp_password: str | None = Field(
-        default=None, description="SMTP password (from the environment only)."
-    )
-    ledger_dir: Path = Field(
-        default=Path(".data/notifications"), description="Sent-notification ledger."
-    )
     log_format: Literal["console", "json"] | None = Field(
         default=None,
         description=(
@@ -65,4 +46,23 @@ class Settings(BaseSettings):
             "On SIGTERM, how long running activities may take to finish before they are "
             "cancelled; keep it below the orchestrator's kill timeout."
         ),
+    )
+    policy_file: Path | None = Field(
+        default=None, description="YAML or JSON policy; defaults when unset."
+    )
+    outbox_dir: Path | None = Field(default=None, description="Write notifications here as files.")
+    smtp_host: str | None = Field(default=None, description="SMTP server for notifications.")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_sender: str = Field(
+        default="fitnest@localhost", description="From address of notifications."
+    )
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the SMTP server.")
+    smtp_username: str | None = Field(
+        default=None, description="SMTP login, when the server wants one."
+    )
+    smtp_password: str | None = Field(
+        default=None, description="SMTP password (from the environment only)."
+    )
+    ledger_dir: Path = Field(
+        default=Path(".data/notifications"), description="Sent-notification ledger."
     )
