@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from workers import telemetry
-from workers.client import ClusterUnreachable, connect
+from workers.client import connect
 from workers.process import exit_process
 from workers.settings import Settings
 from workflows.closure import ClosureMovement
@@ -46,16 +46,25 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str | None =
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         workflows=list(WORKFLOWS),
         activities=all_activities(settings),
-        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
 
 
 async def run(settings: Settings) -> None:
-    """Run a worker until SIGINT or SIGTERM, then finish in-flight tasks and stop."""
-    # Every client of this process (the worker's) uses the runtime that serves /metrics.
-    Runtime.set_default(telemetry.runtime(settings), error_if_already_set=True)
+    """Run a worker until SIGINT or SIGTERM, then finish in-flight tasks and stop.
+
+    Configures this process's logging and its metrics endpoint first; exits with status 1 when
+    the metrics port cannot be bound.
+    """
+    telemetry.configure_from(settings)
+    try:
+        # Every client of this process (the worker's) uses the runtime that serves /metrics.
+        Runtime.set_default(telemetry.runtime(settings), error_if_already_set=True)
+    except telemetry.MetricsUnavailable as err:
+        log.error("worker.failed", error=str(err))
+        raise SystemExit(1) from err
     client = await connect(settings)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
@@ -78,15 +87,9 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     """Entry point of ``python -m workers.worker``."""
-    settings = Settings()
-    telemetry.configure_from(settings)
-    try:
-        asyncio.run(run(settings))
-    except (telemetry.MetricsUnavailable, ClusterUnreachable) as err:
-        log.error("worker.failed", error=str(err))
-        exit_process(1)
-    exit_process(0)
+    asyncio.run(run(Settings()))
 
 
 if __name__ == "__main__":
     main()
+    exit_process(0)  # skip interpreter finalization (see workers.process)
