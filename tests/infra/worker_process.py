@@ -79,6 +79,8 @@ async def start_worker(
         "FITNEST_LEDGER_DIR": str(workdir / "ledger"),
         "FITNEST_METRICS_PORT": str(free_port()),
         "FITNEST_LOG_FORMAT": "json",
+        # The suite's committed test keyring, for a worker that encrypts payloads.
+        "FITNEST_KEY_FILE": str(REPO / "tests" / "test-keyring.json"),
     }
     values = {k: v for k, v in {**defaults, **overrides}.items() if v is not None}
     # Nothing from the developer's shell may steer the worker elsewhere.
