@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The task queue negotiations run on; the one place this name is written.
@@ -31,7 +31,9 @@ class Settings(BaseSettings):
             "Unset: console when stderr is a terminal, json otherwise (containers, files)."
         ),
     )
-    log_level: str = Field(default="INFO", description="Lowest level logged (DEBUG, INFO, ...).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged (any case)."
+    )
     metrics_host: str = Field(
         default="127.0.0.1",
         description="Interface the worker's Prometheus endpoint binds to (0.0.0.0 in containers).",
@@ -47,6 +49,12 @@ class Settings(BaseSettings):
             "cancelled; keep it below the orchestrator's kill timeout."
         ),
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     policy_file: Path | None = Field(
         default=None, description="YAML or JSON policy; defaults when unset."
     )
