@@ -129,6 +129,9 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # temporalio's DEBUG records print whole activations and completions, payloads (deal terms)
+    # included: its loggers stay at INFO or above whatever the level asked for.
+    logging.getLogger("temporalio").setLevel(max(root.level, logging.INFO))
     # The context goes into fields, not into the message text (the SDK's default appends it).
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False

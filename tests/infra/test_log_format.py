@@ -23,11 +23,12 @@ class Terminal(io.StringIO):
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """Put the process's logging back as it was: other tests share this interpreter."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    root, temporalio_log = logging.getLogger(), logging.getLogger("temporalio")
+    handlers, level, temporalio_level = root.handlers[:], root.level, temporalio_log.level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    temporalio_log.setLevel(temporalio_level)
     structlog.reset_defaults()
 
 
@@ -74,3 +75,13 @@ def test_levels_below_the_setting_are_dropped(restore_logging):
     structlog.get_logger("fitnest.worker").info("worker.started")
     structlog.get_logger("fitnest.worker").warning("worker.slow")
     assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["worker.slow"]
+
+
+def test_debug_level_keeps_temporalio_at_info_because_its_debug_records_carry_payloads(
+    restore_logging,
+):
+    out = io.StringIO()
+    telemetry.configure_logging("json", level="DEBUG", stream=out)
+    logging.getLogger("temporalio.worker._workflow").debug("Received workflow activation: ...")
+    structlog.get_logger("fitnest.worker").debug("worker.detail")
+    assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["worker.detail"]
