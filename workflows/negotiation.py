@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from negotiation.policy import Policy, requirements_for
     from negotiation.terms import Party
+    from workflows import metrics
     from workflows import search_attributes as sa
     from workflows.closure import ClosureMovement
     from workflows.development import DevelopmentMovement
@@ -79,6 +80,11 @@ _SUMMARIES = {
 
 def _kind(envelope: Envelope) -> str:
     return "counterparty" if envelope.counterparty is not None else "decision"
+
+
+def _label(playbook: PlaybookName | None) -> str:
+    """A playbook as a metric label: ``none`` before preparation chose one."""
+    return playbook.value if playbook is not None else "none"
 
 
 def _explain(err: ValidationError) -> str:
@@ -135,6 +141,7 @@ class NegotiationWorkflow:
                 ),
                 (sa.PLAYBOOK, state.playbook.value if state.playbook else None),
             )
+            metrics.negotiation_started(_label(state.playbook), request.deal_type.value)
             state = await self._play(OpeningMovement, state)
             if state.outcome is None and state.agreed is None:
                 state = await self._play(DevelopmentMovement, state)
@@ -280,6 +287,8 @@ class NegotiationWorkflow:
         status.rejected_messages.extend(report.rejected)
         status.reminders.extend(report.reminders)
         status.escalations.extend(report.escalations)
+        for escalation in report.escalations:
+            metrics.escalated(escalation.from_role.value, escalation.to_role.value)
         status.touchpoints.extend(report.touchpoints)
         if report.awaiting_counterparty and self._counterparty_since is None:
             self._counterparty_since = now
@@ -376,6 +385,7 @@ class NegotiationWorkflow:
     def _accept(self, decision: HumanDecision) -> DecisionReceipt:
         now = workflow.now()
         request = self._pending.pop(decision.request_id)
+        metrics.decision_waited(now - request.created_at, request.role.value, request.kind.value)
         card = self._request.participant(decision.approver)
         in_own_right = (
             card is not None
@@ -437,7 +447,7 @@ class NegotiationWorkflow:
             )
         )
         workflow.logger.info(
-            "message rejected", extra={"kind": kind, "negotiation": self._request.negotiation_id}
+            "message rejected", extra={"kind": kind, "movement": self._status.movement.value}
         )
 
     # --- what operators see -------------------------------------------------------------------------
@@ -636,6 +646,9 @@ class NegotiationWorkflow:
         self._stop_counterparty_clock(now)
         self._upsert((sa.OUTCOME, outcome.value))
         self._refresh()
+        metrics.negotiation_closed(
+            outcome.value, _label(status.playbook), self._request.deal_type.value, state.round
+        )
 
     async def _result(self, state: ScoreState) -> NegotiationResult:
         status = self._status
