@@ -25,6 +25,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from workers import telemetry
 from workers.devserver import (
     DevServerError,
     DevServerSettings,
@@ -116,6 +117,8 @@ def child_env(server: DevServerSettings) -> dict[str, str]:
         FITNEST_OUTBOX_DIR=str(OUTBOX.resolve()),
         PYTHONUNBUFFERED="1",
     )
+    # The worker writes to a file, which would make it choose JSON: locally, people read it.
+    env.setdefault("FITNEST_LOG_FORMAT", "console")
     return env
 
 
@@ -142,7 +145,9 @@ def print_banner(server: DevServerSettings, worker_log: Path, fitnest: Path, dem
         f"  Temporal   {server.address}, namespace {server.namespace}; "
         f"state in {server.db_file} (kept across runs)",
         f"  Outbox     {OUTBOX}/  (notifications land here as files)",
-        f"  Logs       {server.log_file}  {worker_log}",
+        f"  Logs       {server.log_file}  {worker_log} (followed below, "
+        f"FITNEST_LOG_FORMAT={os.environ.get('FITNEST_LOG_FORMAT', 'console')})",
+        f"  Metrics    {telemetry.metrics_url(Settings()) or 'off (FITNEST_METRICS_PORT=0)'}",
         f"  Demo       {demo}  (its output follows)",
         f"  Try        {cmd} list",
         f"             {cmd} status <negotiation id>",
@@ -150,6 +155,18 @@ def print_banner(server: DevServerSettings, worker_log: Path, fitnest: Path, dem
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+async def follow(log: Path, prefix: str = "worker | ") -> None:
+    """Echo ``log`` (and what is appended to it) to this terminal, line by line, until cancelled."""
+    with log.open("rb") as source:
+        pending = b""
+        while True:
+            pending += source.read()
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                print(prefix + line.decode(errors="replace"), flush=True)
+            await asyncio.sleep(0.3)
 
 
 async def supervise(children: Sequence[Child]) -> int:
@@ -195,10 +212,14 @@ async def up() -> int:
         fitnest = find_executable("fitnest")
         demo_argv = [str(fitnest), "simulate", "--request", str(DEMO_REQUEST)]
         print_banner(settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]))
+        following = asyncio.create_task(follow(worker_log))
         demo = spawn("demo negotiation", demo_argv, env)
         demo.finishes = True
         children.append(demo)
-        return await supervise(children)
+        try:
+            return await supervise(children)
+        finally:
+            following.cancel()
     except PortsInUseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
