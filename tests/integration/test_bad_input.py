@@ -589,9 +589,16 @@ class Batch:
     task_failures: dict[str, list[str]]
 
 
+_SERVER_FLOW_CONTROL = {
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND,
+}
+
+
 async def _task_failures(client: Client, negotiation_id: str) -> list[str]:
     failed = []
     for workflow_id in [negotiation_id, *(f"{negotiation_id}/{m.value}" for m in Movement)]:
+        flow_control = 0
         try:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
         except RPCError:
@@ -600,15 +607,17 @@ async def _task_failures(client: Client, negotiation_id: str) -> list[str]:
             if e.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
                 continue
             failure = e.workflow_task_failed_event_attributes
-            # The server itself fails a task whose commands crossed newly arrived signals, so
-            # that the worker runs it again with them: routine under a flood, not a failure.
-            if (
-                failure.cause
-                == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
-            ):
+            # The server itself fails a task whose commands crossed newly arrived signals
+            # (UNHANDLED_COMMAND), or that had more signals buffered meanwhile than it keeps
+            # (FORCE_CLOSE_COMMAND, 100 by default), so that the worker runs it again with them:
+            # flow control under a flood, not a failure of the workflow's code.
+            if failure.cause in _SERVER_FLOW_CONTROL:
+                flow_control += 1
                 continue
             cause = WorkflowTaskFailedCause.Name(failure.cause)
             failed.append(f"{workflow_id}: {cause} {failure.failure.message}")
+        if flow_control > 5:  # once or twice is flow control; again and again is a loop
+            failed.append(f"{workflow_id}: {flow_control} tasks failed by the server")
     return failed
 
 
