@@ -22,13 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import TimeoutType
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.reviews import ReviewInput
 from negotiation.models import DecisionKind, Movement, NegotiationResult, Outcome
+from negotiation.reviews import LegalFindings
 from starters import client as api
 from tests.activities.smtp_test_server import free_port
 from tests.integration.processes import WorkerProcess, smtp_server
-from tests.workflows.harness import Negotiation, make_request, terms
+from tests.workflows.harness import Negotiation, make_request, terms, worker_replacing
 from workers import devserver
 from workers.client import connect
 from workers.settings import Settings
@@ -278,6 +283,47 @@ async def down_past_the_deadline(address: str, folder: Path) -> Played:
     return await play(address, folder, "silent", away, mandate__deadline=deadline.isoformat())
 
 
+class HangingReview:
+    """A legal review service that never answers, behind the real activity's name and signature."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    @activity.defn(name="legal_review")
+    async def legal_review(self, inp: ReviewInput) -> LegalFindings:
+        self.attempts += 1
+        await asyncio.Event().wait()  # cancelled when the worker stops
+        raise AssertionError("unreachable")
+
+
+async def review_hangs(client: Client, folder: Path) -> tuple[Any, Any, int]:
+    """The legal review hangs: the attempt times out (30 s) and is tried again, and the
+    negotiation waits in closure meanwhile. (After an hour of attempts a person is asked, as
+    tests/workflows/test_faults_in_time.py shows for a service that fails.)"""
+    service = HangingReview()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        task_queue=f"pf-{uuid.uuid4().hex[:10]}",
+        outbox_dir=folder / "outbox",
+        ledger_dir=folder / "ledger",
+    )
+    n = Negotiation(client, make_request("automated"), folder / "outbox")
+    async with worker_replacing(client, settings, {"legal_review": service.legal_review}):
+        assert (
+            await api.start_negotiation(client, n.request, task_queue=settings.task_queue)
+        ).started
+        await n.respond("accept")
+        await n.until(lambda s: s.movement == Movement.CLOSURE, timeout=SCENARIO_SECONDS)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + SCENARIO_SECONDS
+        while service.attempts < 2 and loop.time() < end:
+            await asyncio.sleep(0.2)
+        closure = await client.get_workflow_handle(f"{n.id}/closure").describe()
+        status = await n.status()
+        await client.get_workflow_handle(n.id).terminate(reason="the hang is proved")
+    return closure.raw_description.pending_activities, status, service.attempts
+
+
 # --- the scenarios run together -------------------------------------------------------------------
 
 
@@ -298,6 +344,7 @@ async def scenarios(
         ),
         "server_restart": restart_the_server(root / "server"),
         "deadline": down_past_the_deadline(address, root / "deadline"),
+        "review_hangs": review_hangs(dev_env.client, root / "hang"),
     }
     tasks = {name: asyncio.create_task(run, name=name) for name, run in runs.items()}
     yield tasks
@@ -380,3 +427,15 @@ async def test_a_deadline_passed_while_no_worker_ran_expires_once_the_worker_is_
     assert played.result.outcome == Outcome.EXPIRED
     assert "deadline" in (played.result.outcome_reason or "")
     exactly_once(played)
+
+
+async def test_a_hanging_review_times_out_and_is_retried_while_the_negotiation_waits(
+    scenarios,
+) -> None:
+    pending, status, attempts = await scenarios["review_hangs"]
+    assert attempts == 2
+    [review] = [a for a in pending if a.activity_type.name == "legal_review"]
+    assert review.attempt == 2
+    timeout = review.last_failure.timeout_failure_info.timeout_type
+    assert timeout == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+    assert status.outcome is None and status.movement == Movement.CLOSURE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +14,9 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities import all_activities
 from negotiation.models import (
     CounterpartyAction,
     CounterpartyResponse,
@@ -28,8 +30,28 @@ from negotiation.models import (
 )
 from negotiation.terms import Terms
 from starters import client as api
+from workers.settings import Settings
+from workers.worker import WORKFLOWS
 
 _ids = itertools.count(1)
+
+
+def worker_replacing(
+    client: Client, settings: Settings, stand_ins: Mapping[str, Callable[..., Any]]
+) -> Worker:
+    """A worker like the real one, where ``stand_ins`` replace activities by name: a fake for an
+    outside service, behind the real activity's name and signature."""
+
+    def name(fn: Callable[..., Any]) -> str:
+        defn = getattr(fn, "__temporal_activity_definition", None)
+        return defn.name if defn is not None else fn.__name__
+
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[stand_ins.get(name(fn), fn) for fn in all_activities(settings)],
+    )
 
 
 def make_request(

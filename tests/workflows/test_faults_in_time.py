@@ -25,16 +25,14 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import all_activities
 from activities.channels import KEY_HEADER
 from activities.reviews import ReviewInput
 from negotiation.models import DecisionKind, Movement, NegotiationRequest, Role
 from negotiation.reviews import FinanceFindings, LegalFindings
 from starters import client as api
 from tests.activities.smtp_test_server import MailHandler, free_port
-from tests.workflows.harness import Negotiation, make_request
+from tests.workflows.harness import Negotiation, make_request, worker_replacing
 from workers.settings import Settings
-from workers.worker import WORKFLOWS
 
 DAY = timedelta(days=1)
 
@@ -51,15 +49,7 @@ class Stage:
 
     def worker(self) -> Worker:
         """A fresh worker for the queue; ``replaced`` activities stand in for the real ones."""
-        activities = [
-            self.replaced.get(_activity_name(fn), fn) for fn in all_activities(self.settings)
-        ]
-        return Worker(
-            self.env.client,
-            task_queue=self.settings.task_queue,
-            workflows=list(WORKFLOWS),
-            activities=activities,
-        )
+        return worker_replacing(self.env.client, self.settings, self.replaced)
 
     async def start(self, request: NegotiationRequest) -> Negotiation:
         receipt = await api.start_negotiation(
@@ -92,11 +82,6 @@ class Stage:
         prefix = f"{n.id}/"
         keys = (str(r.message[KEY_HEADER]) for r in self.mail.received)
         return Counter(k.removeprefix(prefix) for k in keys if k.startswith(prefix))
-
-
-def _activity_name(fn: Callable[..., Any]) -> str:
-    defn = getattr(fn, "__temporal_activity_definition", None)
-    return defn.name if defn is not None else fn.__name__
 
 
 @pytest.fixture
