@@ -42,3 +42,20 @@ class Settings(BaseSettings):
     ledger_dir: Path = Field(
         default=Path(".data/notifications"), description="Sent-notification ledger."
     )
+    ui_host: str = Field(default="127.0.0.1", description="Interface the approver UI listens on.")
+    ui_port: int = Field(default=8000, description="Port of the approver UI and its JSON API.")
+    ui_directory: Path | None = Field(
+        default=None,
+        description="YAML directory of approvers and API keys (secrets hashed); required by the UI.",
+    )
+    ui_secret: str | None = Field(
+        default=None,
+        description="Key signing the UI's session cookies; generated into ui_secret_file when unset.",
+    )
+    ui_secret_file: Path = Field(
+        default=Path(".data/ui-secret"), description="Where a generated session key is kept."
+    )
+    ui_audit_log: Path = Field(
+        default=Path(".data/ui-audit.jsonl"),
+        description="Append-only log of every decision attempt made through the UI.",
+    )
