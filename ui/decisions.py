@@ -57,7 +57,10 @@ def _parse(form: DecisionForm, approver: Approver) -> HumanDecision | str:
             fields = {k: v for k, v in form.revised_terms.items() if v.strip()}
             clauses = fields.pop("non_standard_clauses", "")
             terms = Terms.model_validate(
-                {**fields, "non_standard_clauses": [c for c in clauses.replace(",", " ").split() if c]}
+                {
+                    **fields,
+                    "non_standard_clauses": [c for c in clauses.replace(",", " ").split() if c],
+                }
             )
         return HumanDecision(
             message_id=form.message_id,

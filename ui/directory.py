@@ -68,7 +68,9 @@ class Approver(BaseModel):
     participant: Identifier = Field(description="Participant name on the negotiations' role cards.")
     display_name: str = Field(default="", max_length=120, description="Shown in the page header.")
     role: Role = Field(description="The role this person holds.")
-    authority_limit: Decimal = Field(default=Decimal(0), ge=0, description="Largest value they approve.")
+    authority_limit: Decimal = Field(
+        default=Decimal(0), ge=0, description="Largest value they approve."
+    )
     password_hash: str = Field(description="From `fitnest ui hash-secret`; never the password.")
     stands_in_for: tuple[Identifier, ...] = Field(
         default=(),

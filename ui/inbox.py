@@ -85,7 +85,9 @@ def decode_token(text: str | None) -> bytes | None:
     try:
         return base64.urlsafe_b64decode(text.encode())
     except (binascii.Error, ValueError):
-        raise InboxFilterError("the page token is not valid; start again from the first page") from None
+        raise InboxFilterError(
+            "the page token is not valid; start again from the first page"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ def kpi_charts(report: KpiReport) -> dict[str, Markup]:
     return {
         "cycle": bar_chart(
             "Median cycle time by playbook (days)",
-            [Bar(name, s.median_cycle_days, _fmt(s.median_cycle_days, " d")) for name, s in playbooks],
+            [
+                Bar(name, s.median_cycle_days, _fmt(s.median_cycle_days, " d"))
+                for name, s in playbooks
+            ],
         ),
         "outcomes": bar_chart(
             "Outcomes of closed negotiations",
@@ -27,8 +30,11 @@ def kpi_charts(report: KpiReport) -> dict[str, Markup]:
         "compliance": bar_chart(
             "Compliance rate of agreed deals by playbook (%)",
             [
-                Bar(name, None if s.compliance_rate is None else s.compliance_rate * 100,
-                    _fmt(s.compliance_rate, " %", 100))
+                Bar(
+                    name,
+                    None if s.compliance_rate is None else s.compliance_rate * 100,
+                    _fmt(s.compliance_rate, " %", 100),
+                )
                 for name, s in playbooks
             ],
             scale_max=100.0,

@@ -63,8 +63,14 @@ def csrf_token(request: Request) -> str:
 def check_csrf(request: Request, presented: str | None) -> None:
     """Refuse a form whose CSRF token is not the session's."""
     expected = request.session.get(_CSRF)
-    if not isinstance(expected, str) or not presented or not hmac.compare_digest(expected, presented):
-        raise Forbidden("the form has expired or did not come from this site; reload the page and try again")
+    if (
+        not isinstance(expected, str)
+        or not presented
+        or not hmac.compare_digest(expected, presented)
+    ):
+        raise Forbidden(
+            "the form has expired or did not come from this site; reload the page and try again"
+        )
 
 
 def sign_in(request: Request, approver: Approver) -> None:

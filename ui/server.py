@@ -40,7 +40,9 @@ def hash_command(generate_key: str | None = None) -> int:
         print(f"API key (give it to the backend, once): {generate_key}.{secret}")
         print(f"directory entry: {{key_id: {generate_key}, secret_hash: '{hash_secret(secret)}'}}")
         return 0
-    secret = getpass.getpass("secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    secret = (
+        getpass.getpass("secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    )
     if not secret:
         print("error: an empty secret cannot be hashed", file=sys.stderr)
         return 2

@@ -168,13 +168,16 @@ def print_banner(
     lines = [
         "",
         "Fitnest is up.",
-        f"  Approver UI {ui_url}  sign in as ana / fitnest-demo (demo deal owner; demo only)",
+        f"  Approver   {ui_url}  sign in as ana / fitnest-demo (the demo deal owner; demo only)",
+        f"             API docs {ui_url}docs; demo API key demo-backend.fitnest-demo-key",
         f"  Web UI     {server.ui_url}",
         f"  Temporal   {server.address}, namespace {server.namespace}; "
         f"state in {server.db_file} (kept across runs)",
         f"  Outbox     {OUTBOX}/  (notifications land here as files)",
-        f"  Logs       {server.log_file}  {worker_log}",
+        f"  Logs       {server.log_file}  {worker_log}  {worker_log.parent / 'ui.log'}",
         f"  Demo       {demo}  (its output follows)",
+        f"             fitnest simulate --request {APPROVAL_DEMO_REQUEST}  "
+        "(conductor-led: waits for ana's decision in the approver UI)",
         f"  Try        {cmd} list",
         f"             {cmd} status <negotiation id>",
         "Ctrl-C stops everything.",
@@ -238,9 +241,7 @@ async def up() -> int:
             "--max-seconds",
             str(APPROVAL_DEMO_SECONDS),
         ]
-        print_banner(
-            settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]), ui_url
-        )
+        print_banner(settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]), ui_url)
         for name, argv in (
             ("demo negotiation", demo_argv),
             ("approval demo (waits for ana in the UI)", approval_argv),

@@ -128,7 +128,9 @@ async def test_invalid_response_answers_422_and_a_closed_negotiation_409(ui_serv
             json={"message_id": "x", "sequence": 1, "action": "counter"},
         )
         reject = {"message_id": f"r-{uuid.uuid4().hex[:6]}", "sequence": 1, "action": "reject"}
-        assert (await api.post(f"/api/v1/negotiations/{nid}/responses", json=reject)).status_code == 202
+        assert (
+            await api.post(f"/api/v1/negotiations/{nid}/responses", json=reject)
+        ).status_code == 202
 
         async def closed() -> bool:
             return (await api.get(f"/api/v1/negotiations/{nid}")).json()["outcome"] is not None
@@ -168,9 +170,16 @@ async def test_openapi_document_and_docs_page_are_served_without_a_cdn(ui_server
         schema = (await http.get("/openapi.json")).json()
         docs = await http.get("/docs")
     paths = schema["paths"]
-    assert {"/api/v1/negotiations", "/api/v1/negotiations/{negotiation_id}",
-            "/api/v1/negotiations/{negotiation_id}/responses", "/api/v1/decisions/pending"} <= set(paths)
-    assert "application/problem+json" in paths["/api/v1/negotiations"]["post"]["responses"]["409"]["content"]
+    assert {
+        "/api/v1/negotiations",
+        "/api/v1/negotiations/{negotiation_id}",
+        "/api/v1/negotiations/{negotiation_id}/responses",
+        "/api/v1/decisions/pending",
+    } <= set(paths)
+    assert (
+        "application/problem+json"
+        in paths["/api/v1/negotiations"]["post"]["responses"]["409"]["content"]
+    )
     assert docs.status_code == 200
     assert "/api/v1/decisions/pending" in docs.text
     assert "cdn" not in docs.text.lower()

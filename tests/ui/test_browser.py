@@ -96,7 +96,10 @@ async def test_deal_owner_signs_in_approves_and_watches_the_negotiation_move_on(
     async def asked_to_sign() -> bool:
         await page.reload()
         movement = await page.get_by_test_id("movement").inner_text()
-        return movement == "closure" and "signature" in await page.get_by_test_id("pending").inner_text()
+        return (
+            movement == "closure"
+            and "signature" in await page.get_by_test_id("pending").inner_text()
+        )
 
     await eventually(asked_to_sign)  # the negotiation moved on: agreed, now the signatures
 
@@ -105,7 +108,9 @@ async def test_deal_owner_signs_in_approves_and_watches_the_negotiation_move_on(
     await expect(page.get_by_test_id("flash")).to_contain_text("Recorded")
     async with ui_server.api() as api:
         sign = {"message_id": f"sign-{uuid.uuid4().hex[:6]}", "sequence": 2, "action": "sign"}
-        assert (await api.post(f"/api/v1/negotiations/{nid}/responses", json=sign)).status_code == 202
+        assert (
+            await api.post(f"/api/v1/negotiations/{nid}/responses", json=sign)
+        ).status_code == 202
 
     async def agreed() -> bool:
         await page.reload()
@@ -115,16 +120,20 @@ async def test_deal_owner_signs_in_approves_and_watches_the_negotiation_move_on(
 
     async def counted() -> bool:
         await page.goto(f"{ui_server.url}/kpis")
-        return "agreed" in await page.get_by_test_id("chart-outcomes").inner_text() and (
-            "1 negotiation" in await page.content() or "negotiations" in await page.content()
-        ) and "conductor_led" in await page.get_by_test_id("chart-cycle").inner_text()
+        return (
+            "agreed" in await page.get_by_test_id("chart-outcomes").inner_text()
+            and ("1 negotiation" in await page.content() or "negotiations" in await page.content())
+            and "conductor_led" in await page.get_by_test_id("chart-cycle").inner_text()
+        )
 
     await eventually(counted)
     await page.screenshot(path=SCREENSHOTS / "kpis.png", full_page=True)
     await page.close()
 
 
-async def test_a_refused_decision_shows_the_workflows_reason(browser: BrowserContext, ui_server: UiServer):
+async def test_a_refused_decision_shows_the_workflows_reason(
+    browser: BrowserContext, ui_server: UiServer
+):
     nid = await started_with_counter(ui_server, "refused")
     page = await signed_in_page(browser, ui_server, "ana")
     await page.goto(f"{ui_server.url}/negotiations/{nid}")

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 async def _decision_form(ui_server: UiServer, http, nid: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     page = await http.get(f"/negotiations/{nid}")
     assert page.status_code == 200, page.text
-    fields = dict(re.findall(r'name="(csrf|request_id|terms_version|message_id)" value="([^"]*)"', page.text))
+    fields = dict(
+        re.findall(r'name="(csrf|request_id|terms_version|message_id)" value="([^"]*)"', page.text)
+    )
     return fields
 
 
@@ -117,6 +119,8 @@ async def test_inbox_page_queries_only_the_negotiations_it_shows(ui_server: UiSe
     first = await inbox_page(client, requests, filters, anyone, page_size=2)
     assert first.status_queries == 2 and len(first.rows) == 2
     assert first.next_token is not None
-    second = await inbox_page(client, requests, filters, anyone, page_size=2, token=first.next_token)
+    second = await inbox_page(
+        client, requests, filters, anyone, page_size=2, token=first.next_token
+    )
     assert second.status_queries == len(second.rows) <= 2
     assert not {r.negotiation_id for r in first.rows} & {r.negotiation_id for r in second.rows}

@@ -1,0 +1,183 @@
+"""The UI's own rules, without servers: secrets, the directory, who may take a decision."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from negotiation.models import (
+    DecisionKind,
+    DecisionRecord,
+    Movement,
+    NegotiationRequest,
+    NegotiationStatus,
+    PendingDecision,
+    Role,
+    Verdict,
+)
+from negotiation.terms import Offer, Party, Terms
+from ui.directory import Approver, DirectoryError, hash_secret, load_directory, verify_secret
+from ui.inbox import InboxFilterError, InboxFilters
+from ui.negotiations import entitlement
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2027, 1, 4, 9, tzinfo=UTC)
+
+
+def test_secrets_are_stored_salted_and_verified_in_constant_time():
+    one, two = hash_secret("pw"), hash_secret("pw")
+    assert one != two and "pw" not in one
+    assert verify_secret("pw", one) and verify_secret("pw", two)
+    assert not verify_secret("pW", one)
+    assert not verify_secret("pw", "not-a-hash")
+
+
+def test_the_demo_directory_signs_in_the_demo_deal_owner_of_the_demo_negotiation():
+    directory = load_directory(ROOT / "ui" / "demo" / "approvers.yaml")
+    ana = directory.authenticate("ana", "fitnest-demo")
+    assert ana is not None and ana.role == Role.DEAL_OWNER
+    request = NegotiationRequest.model_validate_json(
+        (ROOT / "ui" / "demo" / "renewal_for_approval.json").read_text()
+    )
+    card = request.participant(ana.participant)
+    assert (
+        card is not None and card.role == ana.role and card.authority_limit == ana.authority_limit
+    )
+    assert directory.authenticate("ana", "wrong") is None
+    assert directory.api_key("demo-backend.fitnest-demo-key") is not None
+    assert directory.api_key("demo-backend.") is None
+
+
+def test_an_invalid_directory_is_refused_naming_the_field(tmp_path: Path):
+    path = tmp_path / "d.yaml"
+    path.write_text("approvers:\n  - user: ana\n    role: pilot\n")
+    with pytest.raises(DirectoryError, match=r"approvers\.0\.role"):
+        load_directory(path)
+    with pytest.raises(DirectoryError, match="cannot read"):
+        load_directory(tmp_path / "missing.yaml")
+
+
+def test_inbox_filters_refuse_values_that_could_break_the_query():
+    with pytest.raises(InboxFilterError, match="quotes"):
+        InboxFilters(roles=["deal_owner"], counterparty="x') OR ('1'='1").query()
+    with pytest.raises(InboxFilterError, match="unknown playbook"):
+        InboxFilters(roles=["deal_owner"], playbook="jazz").query()
+
+
+def _request() -> NegotiationRequest:
+    data = json.loads((ROOT / "ui" / "demo" / "renewal_for_approval.json").read_text())
+    data["participants"].append(
+        {"name": "eve", "role": "executive", "authority_limit": "5000000", "email": "eve@x.example"}
+    )
+    return NegotiationRequest.model_validate(data)
+
+
+def _approver(name: str, role: Role, limit: str) -> Approver:
+    return Approver(
+        user=name, participant=name, role=role, authority_limit=Decimal(limit), password_hash="x"
+    )
+
+
+def _status_after_ana_revised() -> NegotiationStatus:
+    """Ana revised the counterparty's v2 into our v3; an escalation on v3 waits."""
+    terms = Terms(total_contract_value=Decimal("55000.00"))
+    return NegotiationStatus(
+        negotiation_id="n",
+        deal_type="renewal",
+        counterparty="Northwind Traders",
+        currency="EUR",
+        movement=Movement.DEVELOPMENT,
+        started_at=T0,
+        offers=[
+            Offer(version=1, party=Party.US, round=0, terms=terms, at=T0),
+            Offer(version=2, party=Party.THEM, round=1, terms=terms, at=T0 + timedelta(hours=1)),
+            Offer(version=3, party=Party.US, round=1, terms=terms, at=T0 + timedelta(hours=3)),
+        ],
+        decisions=[
+            DecisionRecord(
+                request_id="dev-1",
+                kind=DecisionKind.COUNTEROFFER,
+                role=Role.DEAL_OWNER,
+                approver="ana",
+                verdict=Verdict.REVISE,
+                terms_version=2,
+                at=T0 + timedelta(hours=2),
+            )
+        ],
+    )
+
+
+def _pending(kind: DecisionKind, role: Role, authority: str = "0") -> PendingDecision:
+    return PendingDecision(
+        request_id="r",
+        kind=kind,
+        role=role,
+        required_authority=Decimal(authority),
+        reason="why",
+        terms_version=3,
+    )
+
+
+def test_nobody_approves_terms_they_wrote_but_may_sign_them():
+    request, status = _request(), _status_after_ana_revised()
+    ana = _approver("ana", Role.DEAL_OWNER, "100000")
+    escalation = _pending(DecisionKind.ESCALATION, Role.DEAL_OWNER)
+    mine = entitlement(ana, escalation, request, status, T0)
+    assert not mine.allowed and mine.own_terms and "you wrote terms version 3" in mine.reason
+    assert entitlement(ana, escalation, request, status, T0, Verdict.REJECT).allowed
+    assert entitlement(
+        ana, _pending(DecisionKind.SIGNATURE, Role.DEAL_OWNER), request, status, T0
+    ).allowed
+    eve = _approver("eve", Role.EXECUTIVE, "5000000")
+    assert entitlement(
+        eve, _pending(DecisionKind.ESCALATION, Role.EXECUTIVE), request, status, T0
+    ).allowed
+
+
+def test_role_authority_and_participation_are_checked_at_the_edge():
+    request, status = _request(), _status_after_ana_revised()
+    signoff = _pending(DecisionKind.FINANCE_SIGNOFF, Role.FINANCE, "2000000")
+    fay = _approver("fay", Role.FINANCE, "1000000")
+    lee = _approver("lee", Role.LEGAL, "0")
+    zed = _approver("zed", Role.FINANCE, "9000000")
+    assert "more authority" in entitlement(fay, signoff, request, status, T0).reason
+    assert (
+        "needs the role finance; you hold legal"
+        in entitlement(lee, signoff, request, status, T0).reason
+    )
+    assert "not a participant" in entitlement(zed, signoff, request, status, T0).reason
+
+
+def test_fitnest_ui_refuses_to_start_without_a_directory(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FITNEST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "starters.cli", "ui"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "FITNEST_UI_DIRECTORY" in done.stderr
+
+
+def test_fitnest_ui_hash_secret_prints_a_hash_that_verifies(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "starters.cli", "ui", "hash-secret"],
+        input="s3cret\n",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert verify_secret("s3cret", done.stdout.strip())
+    assert "s3cret" not in done.stdout
