@@ -122,7 +122,10 @@ def create_app(settings: Settings, directory: Directory, client: Client | None =
         secret_key=session_secret(settings),
         session_cookie="fitnest_session",
         max_age=SESSION_SECONDS,
-        same_site="strict",
+        # Lax: a link from a notification opens the page signed in; GETs change nothing and
+        # every POST carries the CSRF token.
+        same_site="lax",
+        https_only=settings.ui_secure_cookie,
     )
 
     @app.middleware("http")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ui.directory import Approver
+
 
 class AttemptOutcome(StrEnum):
     """What became of a decision attempt."""
@@ -42,6 +44,33 @@ class DecisionAttempt(BaseModel):
     message_id: str
     outcome: AttemptOutcome
     reason: str = Field(default="", description="Why it was refused, in plain words.")
+
+
+def attempt_by(
+    approver: Approver,
+    *,
+    negotiation_id: str,
+    request_id: str,
+    verdict: str,
+    message_id: str,
+    outcome: AttemptOutcome,
+    reason: str = "",
+    terms_version: int | None = None,
+) -> DecisionAttempt:
+    """An attempt by the signed-in ``approver``, as the directory knows them."""
+    return DecisionAttempt(
+        negotiation_id=negotiation_id,
+        request_id=request_id,
+        user=approver.user,
+        participant=approver.participant,
+        role=approver.role.value,
+        authority_limit=approver.authority_limit,
+        verdict=verdict,
+        terms_version=terms_version,
+        message_id=message_id,
+        outcome=outcome,
+        reason=reason,
+    )
 
 
 class AuditLog:

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from negotiation.models import DecisionReceipt, HumanDecision, Verdict
 from negotiation.terms import Terms
 from starters.client import DecisionRejected, NegotiationClosed, NegotiationNotFound, decide
-from ui.audit import AttemptOutcome, AuditLog, DecisionAttempt
+from ui.audit import AttemptOutcome, AuditLog, attempt_by
 from ui.directory import Approver
 from ui.negotiations import NegotiationView, entitlement
 
@@ -82,18 +82,15 @@ async def take_decision(
     negotiation_id = view.status.negotiation_id
     outcome, result = await _attempt(client, approver, view, form)
     await audit.append(
-        DecisionAttempt(
+        attempt_by(
+            approver,
             negotiation_id=negotiation_id,
             request_id=form.request_id,
-            user=approver.user,
-            participant=approver.participant,
-            role=approver.role.value,
-            authority_limit=approver.authority_limit,
             verdict=form.verdict,
-            terms_version=form.terms_version,
             message_id=form.message_id,
             outcome=outcome,
             reason="" if outcome == AttemptOutcome.ACCEPTED else result.message,
+            terms_version=form.terms_version,
         )
     )
     return result

@@ -7,19 +7,32 @@ from markupsafe import Markup
 from negotiation.report import KpiReport
 from ui.charts import Bar, bar_chart
 
+#: (unit, days per unit): the cycle-time chart uses the largest unit its longest bar fills.
+_UNITS = (("d", 1.0), ("h", 1 / 24), ("min", 1 / 1440))
+
 
 def _fmt(value: float | None, suffix: str, scale: float = 1.0) -> str:
     return "-" if value is None else f"{value * scale:.1f}{suffix}"
 
 
+def _cycle_unit(days: list[float]) -> tuple[str, float]:
+    longest = max(days, default=0.0)
+    return next(((u, size) for u, size in _UNITS if longest >= size), _UNITS[-1])
+
+
 def kpi_charts(report: KpiReport) -> dict[str, Markup]:
     """Cycle time by playbook, outcomes, and compliance rate by playbook."""
     playbooks = report.by_playbook.items()
+    unit, size = _cycle_unit([s.median_cycle_days or 0.0 for _, s in playbooks])
     return {
         "cycle": bar_chart(
-            "Median cycle time by playbook (days)",
+            f"Median cycle time by playbook ({unit})",
             [
-                Bar(name, s.median_cycle_days, _fmt(s.median_cycle_days, " d"))
+                Bar(
+                    name,
+                    None if s.median_cycle_days is None else s.median_cycle_days / size,
+                    _fmt(s.median_cycle_days, f" {unit}", 1 / size),
+                )
                 for name, s in playbooks
             ],
         ),

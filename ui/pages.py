@@ -18,7 +18,7 @@ from negotiation.models import NegotiationRequest, NegotiationStatus, PendingDec
 from negotiation.report import aggregate
 from negotiation.terms import NUMERIC_TERMS
 from starters.report import collect_results
-from ui.audit import AttemptOutcome
+from ui.audit import AttemptOutcome, attempt_by
 from ui.decisions import DecisionForm, take_decision
 from ui.directory import Approver, Directory
 from ui.inbox import InboxFilters, InboxItem, inbox_page
@@ -231,8 +231,22 @@ async def decide_on(
     comment: Annotated[str, Form()] = "",
 ) -> Response:
     """Approve, reject or revise; the receipt (after a redirect) or the reason, in plain words."""
-    check_csrf(request, csrf)
     state = request.app.state
+    try:
+        check_csrf(request, csrf)
+    except Forbidden as err:
+        await state.audit.append(
+            attempt_by(
+                approver,
+                negotiation_id=negotiation_id,
+                request_id=request_id,
+                verdict=verdict,
+                message_id=message_id,
+                outcome=AttemptOutcome.REFUSED_BY_UI,
+                reason=err.reason,
+            )
+        )
+        raise
     form = await request.form()
     revised = {name: str(form.get(f"terms.{name}", "")) for name in NUMERIC_TERMS}
     revised["non_standard_clauses"] = str(form.get("terms.non_standard_clauses", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import secrets
 import sys
@@ -10,6 +11,7 @@ import uvicorn
 
 from ui.app import create_app
 from ui.directory import DirectoryError, hash_secret, load_directory
+from workers.client import ClusterUnreachable, connect
 from workers.settings import Settings
 
 
@@ -27,6 +29,11 @@ def serve(settings: Settings) -> int:
     except DirectoryError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        asyncio.run(connect(settings))  # say so now, not as a traceback from the app's startup
+    except ClusterUnreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 4
     app = create_app(settings, directory)
     print(f"Fitnest UI on http://{settings.ui_host}:{settings.ui_port}/", flush=True)
     uvicorn.run(app, host=settings.ui_host, port=settings.ui_port, log_level="warning")

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         default=None,
         description="Key signing the UI's session cookies; generated into ui_secret_file when unset.",
     )
+    ui_secure_cookie: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
+    )
     ui_secret_file: Path = Field(
         default=Path(".data/ui-secret"), description="Where a generated session key is kept."
     )

@@ -97,6 +97,9 @@ async def test_status_of_an_unknown_negotiation_answers_404_problem(ui_server: U
     assert reply.status_code == 404 and reply.headers["content-type"] == PROBLEM
     assert "no-such-negotiation" in reply.json()["detail"]
     assert respond.status_code == 404
+    async with ui_server.api() as api:
+        nowhere = await api.get("/api/v1/nowhere")
+    assert nowhere.status_code == 404 and nowhere.headers["content-type"] == PROBLEM
 
 
 async def test_response_is_delivered_and_the_decision_shows_as_pending(ui_server: UiServer):

@@ -22,9 +22,12 @@ from negotiation.models import (
     Role,
     Verdict,
 )
+from negotiation.report import aggregate
 from negotiation.terms import Offer, Party, Terms
+from ui.charts import Bar, bar_chart
 from ui.directory import Approver, DirectoryError, hash_secret, load_directory, verify_secret
 from ui.inbox import InboxFilterError, InboxFilters
+from ui.kpi_charts import _cycle_unit, kpi_charts
 from ui.negotiations import entitlement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,3 +184,16 @@ def test_fitnest_ui_hash_secret_prints_a_hash_that_verifies(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert verify_secret("s3cret", done.stdout.strip())
     assert "s3cret" not in done.stdout
+
+
+def test_charts_are_inline_svg_with_every_value_written_and_labels_escaped():
+    chart = str(bar_chart("Cycle <days>", [Bar("a<b", 2.0, "2.0 d"), Bar("none", None, "-")]))
+    assert chart.startswith("<svg") and 'aria-label="Cycle &lt;days&gt;"' in chart
+    assert "a&lt;b" in chart and "2.0 d" in chart and ">-<" in chart
+    assert "nothing to show yet" in str(bar_chart("Empty", []))
+
+
+def test_cycle_time_chart_picks_a_unit_its_longest_bar_fills():
+    report = aggregate([])
+    assert "(min)" in kpi_charts(report)["cycle"]
+    assert _cycle_unit([3.0]) == ("d", 1.0) and _cycle_unit([0.5])[0] == "h"

@@ -52,6 +52,10 @@ async def test_a_form_without_the_session_csrf_token_is_refused(ui_server: UiSer
         login_without = await http.post("/login", data={"username": "ana", "password": "x"})
     assert reply.status_code == 403 and "did not come from this site" in reply.text
     assert login_without.status_code == 403
+    [attempt] = [a for a in _audit(ui_server) if a["negotiation_id"] == nid]
+    assert (
+        attempt["outcome"] == "refused_by_ui" and "did not come from this site" in attempt["reason"]
+    )
 
 
 async def test_a_decision_outside_the_role_is_refused_403_and_audited(ui_server: UiServer):
