@@ -25,8 +25,15 @@ from negotiation.models import (
 from negotiation.report import aggregate
 from negotiation.terms import Offer, Party, Terms
 from ui.charts import Bar, bar_chart
-from ui.directory import Approver, DirectoryError, hash_secret, load_directory, verify_secret
-from ui.inbox import InboxFilterError, InboxFilters
+from ui.directory import (
+    Approver,
+    Directory,
+    DirectoryError,
+    hash_secret,
+    load_directory,
+    verify_secret,
+)
+from ui.inbox import InboxFilterError, InboxFilters, InboxItem
 from ui.kpi_charts import _cycle_unit, kpi_charts
 from ui.negotiations import entitlement
 
@@ -197,3 +204,37 @@ def test_cycle_time_chart_picks_a_unit_its_longest_bar_fills():
     report = aggregate([])
     assert "(min)" in kpi_charts(report)["cycle"]
     assert _cycle_unit([3.0]) == ("d", 1.0) and _cycle_unit([0.5])[0] == "h"
+
+
+def test_inbox_looks_at_the_roles_of_the_people_one_stands_in_for():
+    fay = _approver("fay", Role.FINANCE, "1000000")
+    lee = _approver("lee", Role.LEGAL, "0").model_copy(update={"stands_in_for": ("fay", "gone")})
+    directory = Directory(approvers=(fay, lee))
+    assert directory.inbox_roles(lee) == ["finance", "legal"]
+    assert directory.inbox_roles(fay) == ["finance"]
+
+
+def test_a_delegate_may_decide_while_the_delegation_is_in_force():
+    data = json.loads((ROOT / "ui" / "demo" / "renewal_for_approval.json").read_text())
+    ana = next(p for p in data["participants"] if p["name"] == "ana")
+    ana["delegation"] = {
+        "delegate": "lee",
+        "starts": (T0 - timedelta(days=1)).isoformat(),
+        "ends": (T0 + timedelta(days=1)).isoformat(),
+    }
+    request = NegotiationRequest.model_validate(data)
+    counter = _pending(DecisionKind.COUNTEROFFER, Role.DEAL_OWNER)
+    lee = _approver("lee", Role.LEGAL, "0")
+    status = _status_after_ana_revised()
+    during = entitlement(lee, counter, request, status, T0)
+    assert during.allowed and during.acting_for is not None and during.acting_for.name == "ana"
+    assert not entitlement(lee, counter, request, status, T0 + timedelta(days=2)).allowed
+
+
+def test_a_decision_past_its_due_time_is_overdue():
+    late = _pending(DecisionKind.COUNTEROFFER, Role.DEAL_OWNER).model_copy(
+        update={"due_at": datetime.now(UTC) - timedelta(minutes=1)}
+    )
+    assert InboxItem(pending=late).overdue
+    soon = late.model_copy(update={"due_at": datetime.now(UTC) + timedelta(hours=1)})
+    assert not InboxItem(pending=soon).overdue
