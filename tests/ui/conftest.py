@@ -56,7 +56,7 @@ class UiServer:
 
     def http(self, **kwargs: object) -> httpx.AsyncClient:
         """An HTTP client for the UI (cookies kept between calls)."""
-        return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return httpx.AsyncClient(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
 
     def api(self, key: str | None = API_KEY) -> httpx.AsyncClient:
         """An HTTP client for the JSON API with an API key (or none)."""
@@ -149,7 +149,7 @@ def csrf_of(html: str) -> str:
     return html[start : html.index('"', start)]
 
 
-async def eventually(check, timeout: float = 20.0, every: float = 0.2):  # type: ignore[no-untyped-def]
+async def eventually(check, timeout: float = 60.0, every: float = 0.2):  # type: ignore[no-untyped-def]
     """Poll ``check`` (async, returning a truthy value when done) until it is done."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + timeout

@@ -128,3 +128,18 @@ async def test_inbox_page_queries_only_the_negotiations_it_shows(ui_server: UiSe
     )
     assert second.status_queries == len(second.rows) <= 2
     assert not {r.negotiation_id for r in first.rows} & {r.negotiation_id for r in second.rows}
+
+
+async def test_revised_terms_that_are_not_terms_are_refused_422_with_the_field(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "badterms")
+    async with ui_server.http() as ana:
+        await sign_in(ana, "ana")
+        form = await _decision_form(ui_server, ana, nid)
+        reply = await ana.post(
+            f"/negotiations/{nid}/decisions",
+            data={**form, "verdict": "revise", "terms.total_contract_value": "lots"},
+        )
+    assert reply.status_code == 422
+    assert "the decision is not valid: total_contract_value" in reply.text
+    [attempt] = [a for a in _audit(ui_server) if a["negotiation_id"] == nid]
+    assert attempt["outcome"] == "refused_by_ui" and attempt["verdict"] == "revise"
