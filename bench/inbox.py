@@ -185,8 +185,10 @@ async def measure_inbox(
     from ui.pages import INBOX_PAGE_SIZE
     from workers.settings import Settings
 
+    queue = f"bench-inbox-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
+        task_queue=queue,
         ui_secret="bench",
         ui_audit_log=workdir / "audit.jsonl",
     )
@@ -195,7 +197,6 @@ async def measure_inbox(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    queue = f"bench-inbox-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[PendingStandIn]):
         serving = asyncio.create_task(server.serve())
         while not server.started:

@@ -99,7 +99,10 @@ async def list_all(
 ) -> NegotiationList:
     """Negotiations, newest first, filtered by playbook, counterparty or the role they await."""
     filters = InboxFilters(
-        roles=[awaiting.value] if awaiting else [], playbook=playbook, counterparty=counterparty
+        roles=[awaiting.value] if awaiting else [],
+        playbook=playbook,
+        counterparty=counterparty,
+        task_queue=request.app.state.settings.task_queue,
     )
     try:
         conditions = filters.conditions()
@@ -152,7 +155,12 @@ async def pending(
         page = await inbox_page(
             state.client,
             state.requests,
-            InboxFilters(roles=roles, playbook=playbook, counterparty=counterparty),
+            InboxFilters(
+                roles=roles,
+                playbook=playbook,
+                counterparty=counterparty,
+                task_queue=state.settings.task_queue,
+            ),
             lambda p, _req, _st: InboxItem(pending=p) if p.role.value in roles else None,
             page_size=page_size,
             token=page_token,

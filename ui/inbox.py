@@ -38,6 +38,8 @@ class InboxFilters:
     roles: Sequence[str] = ()
     playbook: str | None = None
     counterparty: str | None = None
+    #: The task queue the UI serves: negotiations of other deployments stay out.
+    task_queue: str | None = None
 
     def conditions(self) -> list[str]:
         """The filter's conditions; every value is checked before it enters the query."""
@@ -56,6 +58,8 @@ class InboxFilters:
             clauses.append(f"{sa.PLAYBOOK.name} = '{playbook}'")
         if self.counterparty:
             clauses.append(f"{sa.COUNTERPARTY.name} = {_literal(self.counterparty)}")
+        if self.task_queue:
+            clauses.append(f"TaskQueue = {_literal(self.task_queue)}")
         return clauses
 
     def query(self) -> str:

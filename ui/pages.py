@@ -151,6 +151,7 @@ async def inbox(
         roles=state.directory.inbox_roles(approver),
         playbook=playbook or None,
         counterparty=(counterparty or "").strip() or None,
+        task_queue=state.settings.task_queue,
     )
     found = await inbox_page(
         state.client, state.requests, filters, mine, page_size=INBOX_PAGE_SIZE, token=page

@@ -77,6 +77,9 @@ def test_an_invalid_directory_is_refused_naming_the_field(tmp_path: Path):
 def test_inbox_filters_refuse_values_that_could_break_the_query():
     with pytest.raises(InboxFilterError, match="quotes"):
         InboxFilters(roles=["deal_owner"], counterparty="x') OR ('1'='1").query()
+    with pytest.raises(InboxFilterError, match="quotes"):
+        InboxFilters(roles=["deal_owner"], task_queue="q' OR '1'='1").query()
+    assert "TaskQueue = 'negotiations'" in InboxFilters(task_queue="negotiations").query()
     with pytest.raises(InboxFilterError, match="unknown playbook"):
         InboxFilters(roles=["deal_owner"], playbook="jazz").query()
 

@@ -110,7 +110,9 @@ async def test_inbox_page_queries_only_the_negotiations_it_shows(ui_server: UiSe
     ids = {await started_with_counter(ui_server, f"page{i}") for i in range(3)}
     client = ui_server.env.client
     requests = RequestCache(client)
-    filters = InboxFilters(roles=["deal_owner"], counterparty="Northwind Traders")
+    filters = InboxFilters(
+        roles=["deal_owner"], counterparty="Northwind Traders", task_queue=ui_server.task_queue
+    )
 
     def anyone(pending, _request, _status):  # type: ignore[no-untyped-def]
         return InboxItem(pending=pending)
