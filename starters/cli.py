@@ -35,6 +35,7 @@ from negotiation.terms import Offer, Terms
 from starters import client as api
 from starters.report import ReportFilterError, build_query, collect_results
 from starters.simulate import Personality, SimulatedCounterparty, play
+from workers import telemetry
 from workers.client import ClusterUnreachable, connect
 from workers.process import exit_process
 from workers.settings import Settings
@@ -435,6 +436,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def run() -> None:
     """Console-script entry point: exits without interpreter finalization (see exit_process)."""
+    telemetry.configure_from(Settings())  # log lines shaped like the worker's, on stderr
     exit_process(main())
 
 

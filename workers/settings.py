@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The task queue negotiations run on; the one place this name is written.
@@ -23,6 +24,37 @@ class Settings(BaseSettings):
     task_queue: str = Field(
         default=TASK_QUEUE, description="Task queue of workflows and activities."
     )
+    log_format: Literal["console", "json"] | None = Field(
+        default=None,
+        description=(
+            "'console' (readable, for people) or 'json' (one object a line, for log search). "
+            "Unset: console when stderr is a terminal, json otherwise (containers, files)."
+        ),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged (any case)."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the worker's Prometheus endpoint binds to (0.0.0.0 in containers).",
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Worker's Prometheus port (/metrics); 0: none."
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "On SIGTERM, how long running activities may take to finish before they are "
+            "cancelled; keep it below the orchestrator's kill timeout."
+        ),
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     policy_file: Path | None = Field(
         default=None, description="YAML or JSON policy; defaults when unset."
     )

@@ -26,6 +26,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from workers import telemetry
 from workers.devserver import (
     DevServerError,
     DevServerSettings,
@@ -124,6 +125,8 @@ def child_env(server: DevServerSettings) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     env.setdefault("FITNEST_UI_DIRECTORY", str(DEMO_DIRECTORY))
+    # The worker writes to a file, which would make it choose JSON: locally, people read it.
+    env.setdefault("FITNEST_LOG_FORMAT", "console")
     return env
 
 
@@ -174,7 +177,9 @@ def print_banner(
         f"  Temporal   {server.address}, namespace {server.namespace}; "
         f"state in {server.db_file} (kept across runs)",
         f"  Outbox     {OUTBOX}/  (notifications land here as files)",
-        f"  Logs       {server.log_file}  {worker_log}  {worker_log.parent / 'ui.log'}",
+        f"  Logs       {server.log_file}  {worker_log.parent / 'ui.log'}  {worker_log} (followed "
+        f"below, FITNEST_LOG_FORMAT={os.environ.get('FITNEST_LOG_FORMAT', 'console')})",
+        f"  Metrics    {telemetry.metrics_url(Settings()) or 'off (FITNEST_METRICS_PORT=0)'}",
         f"  Demo       {demo}  (its output follows)",
         f"             fitnest simulate --request {APPROVAL_DEMO_REQUEST}  "
         "(conductor-led: waits for ana's decision in the approver UI)",
@@ -184,6 +189,18 @@ def print_banner(
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+async def follow(log: Path, prefix: str = "worker | ") -> None:
+    """Echo ``log`` (and what is appended to it) to this terminal, line by line, until cancelled."""
+    with log.open("rb") as source:
+        pending = b""
+        while True:
+            pending += source.read()
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                print(prefix + line.decode(errors="replace"), flush=True)
+            await asyncio.sleep(0.3)
 
 
 async def supervise(children: Sequence[Child]) -> int:
@@ -241,7 +258,10 @@ async def up() -> int:
             "--max-seconds",
             str(APPROVAL_DEMO_SECONDS),
         ]
-        print_banner(settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]), ui_url)
+        print_banner(
+            settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]), ui_url
+        )
+        following = asyncio.create_task(follow(worker_log))
         for name, argv in (
             ("demo negotiation", demo_argv),
             ("approval demo (waits for ana in the UI)", approval_argv),
@@ -249,7 +269,10 @@ async def up() -> int:
             demo = spawn(name, argv, env)
             demo.finishes = True
             children.append(demo)
-        return await supervise(children)
+        try:
+            return await supervise(children)
+        finally:
+            following.cancel()
     except PortsInUseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -217,6 +217,17 @@ class Negotiation:
                     raise
         raise AssertionError("unreachable")
 
+    async def mail_containing(self, text: str, timeout: float = 20.0) -> str:
+        """Wait for a notification in the outbox that contains ``text``."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            found = [m for m in self.mail() if text in m]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no notification containing {text!r} in {self.outbox}")
+
     def mail(self) -> list[str]:
         """Notification files in the outbox, as text."""
         return [p.read_text() for p in sorted(self.outbox.glob("*.eml"))]
