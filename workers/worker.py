@@ -41,6 +41,7 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str | None =
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
         activities=all_activities(settings),
+        max_cached_workflows=settings.max_cached_workflows,
     )
 
 
