@@ -24,7 +24,7 @@ from workers.devserver import DevServerError
 ALL_DEFAULTS = {"long.rounds": 100, "scale.parked": 200}
 
 #: Command-line flags: (flag, section.field, type, help).
-FLAGS = {
+FLAGS: dict[str, list[tuple[str, str, type, str]]] = {
     "throughput": [
         ("--concurrency", "throughput.concurrency", int, "negotiations started at once per batch"),
         ("--poll", "throughput.poll_seconds", float, "the simulated counterparty's status poll, s"),

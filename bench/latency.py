@@ -17,9 +17,10 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import BaseModel, Field
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from bench.baseline import TrivialInput, TrivialWorkflow
 from bench.negotiations import STUBBORN_TERMS, Counterparty, new_ids, start
@@ -135,6 +136,13 @@ async def _signal_to_status(player: Counterparty, poll: float) -> float:
     return millis
 
 
+async def _trivial_update(handle: WorkflowHandle[Any, Any], number: int) -> float:
+    async def put() -> int:
+        return await handle.execute_update(TrivialWorkflow.put, number)
+
+    return await _timed(put)
+
+
 async def _trivial_signal(client: Client, workflow_id: str, number: int, poll: float) -> float:
     handle = client.get_workflow_handle(workflow_id)
 
@@ -194,9 +202,7 @@ async def measure_latency(stage: Stage, options: LatencyOptions) -> LatencyResul
             lists.append([])
         for negotiation_id in parked:
             number += 1
-            decide[1][-1].append(
-                await _timed(lambda n=number: trivial.execute_update(TrivialWorkflow.put, n))
-            )  # type: ignore[misc]
+            decide[1][-1].append(await _trivial_update(trivial, number))
             decide[0][-1].append(await _decide(client, negotiation_id))
             number += 1
             signal[1][-1].append(await _trivial_signal(client, trivial_id, number, poll))

@@ -42,11 +42,11 @@ class BenchError(RuntimeError):
 
 
 @contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Children started meanwhile write their stdout to our stderr.
+def stdout_to_stderr() -> Iterator[None]:
+    """Whatever writes to file descriptor 1 meanwhile writes to stderr.
 
-    The server prints a start-up banner on the stdout it inherits; stdout carries the report
-    (``--json`` must stay parseable), so the child gets stderr in its place.
+    The servers print banners on the stdout they inherit, and the SDK's core logs its warnings
+    there; stdout carries the report (``--json`` must stay parseable).
     """
     sys.stdout.flush()
     saved = os.dup(1)
@@ -76,7 +76,7 @@ async def dev_server(db_file: Path | None = None) -> AsyncIterator[WorkflowEnvir
     In memory unless ``db_file`` names a SQLite file (then the server's state is durable, and
     every event costs a write).
     """
-    with _stdout_to_stderr():
+    with stdout_to_stderr():
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(temporal_binary()),
             dev_server_database_filename=str(db_file) if db_file else None,

@@ -12,7 +12,14 @@ from bench.latency import LatencyOptions, LatencyResult, measure_latency, render
 from bench.long import LongOptions, LongResult, measure_long, render_long
 from bench.report import Machine, Target, machine
 from bench.scale import ScaleOptions, ScaleResult, measure_scale, render_scale
-from bench.stage import Stage, describe_server, dev_server, temporal_binary, workers
+from bench.stage import (
+    Stage,
+    describe_server,
+    dev_server,
+    stdout_to_stderr,
+    temporal_binary,
+    workers,
+)
 from bench.throughput import (
     ThroughputOptions,
     ThroughputResult,
@@ -57,7 +64,7 @@ async def run_suite(options: SuiteOptions) -> SuiteReport:
     """Run the chosen benchmarks: the dev-server ones on one fresh server, then time skipping."""
     began = time.perf_counter()
     found: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="fitnest-bench-") as tmp:
+    with stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="fitnest-bench-") as tmp:
         workdir = Path(tmp)
         served = [name for name in options.run if name != "timeskip"]
         if served:
@@ -100,15 +107,16 @@ def render(report: SuiteReport) -> str:
         f"fitnest {m.fitnest}",
         f"server: {m.server}; measured {m.measured_at:%Y-%m-%d %H:%M} UTC",
     ]
-    for result, render_one in (
-        (report.throughput, render_throughput),
-        (report.latency, render_latency),
-        (report.scale, render_scale),
-        (report.long, render_long),
-        (report.timeskip, render_timeskip),
-    ):
-        if result is not None:
-            lines += ["", *render_one(result)]  # type: ignore[operator]
+    if report.throughput is not None:
+        lines += ["", *render_throughput(report.throughput)]
+    if report.latency is not None:
+        lines += ["", *render_latency(report.latency)]
+    if report.scale is not None:
+        lines += ["", *render_scale(report.scale)]
+    if report.long is not None:
+        lines += ["", *render_long(report.long)]
+    if report.timeskip is not None:
+        lines += ["", *render_timeskip(report.timeskip)]
     lines += ["", "targets (issue 7):", *(f"  {t.line()}" for t in report.targets())]
     lines.append(f"whole run {report.total_seconds:.0f} s")
     return "\n".join(lines)
