@@ -28,6 +28,7 @@ FLAGS: dict[str, list[tuple[str, str, type, str]]] = {
     "throughput": [
         ("--concurrency", "throughput.concurrency", int, "negotiations started at once per batch"),
         ("--poll", "throughput.poll_seconds", float, "the simulated counterparty's status poll, s"),
+        ("--profile", "throughput.profile", Path, "record the Fitnest worker with py-spy to FILE"),
     ],
     "latency": [
         ("--samples", "latency.samples", int, "samples of each kind per repetition"),

@@ -10,10 +10,12 @@ round (the development movement's events plus the parent's while it played), by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client
@@ -21,6 +23,7 @@ from temporalio.client import Client
 from bench.baseline import MinimalWorkflow
 from bench.histories import Tally, development_window, negotiation_runs, runs_of
 from bench.negotiations import SIMULATED_ROUNDS, run_simulated
+from bench.profile import ProfileSummary, py_spy, render_profile, summarise
 from bench.report import Spread, Target, table
 from bench.stage import Stage
 
@@ -34,6 +37,9 @@ class ThroughputOptions(BaseModel):
     )
     poll_seconds: float = Field(
         default=0.1, gt=0, description="How often the simulated counterparty reads the status."
+    )
+    profile: Path | None = Field(
+        default=None, description="Record the Fitnest worker with py-spy; stacks to this file."
     )
 
 
@@ -61,6 +67,7 @@ class ThroughputResult(BaseModel):
     workflow_tasks_by_workflow: dict[str, float]
     rounds: int
     per_round: EventsPerRound
+    profile: ProfileSummary | None = None
     seconds: float
     targets: list[Target]
 
@@ -134,14 +141,20 @@ async def measure_throughput(stage: Stage, options: ThroughputOptions) -> Throug
     await _minimal_batch(client, baseline_q, 2)
     await run_simulated(client, fitnest_q, 1, poll_seconds=poll)
 
-    seconds, minimal_ids = await _minimal_batch(client, baseline_q, n)
-    baseline, fitnest, ratios = [n / seconds], [], []
-    for _ in range(options.repeats):
-        seconds, negotiation_ids = await run_simulated(client, fitnest_q, n, poll_seconds=poll)
-        fitnest.append(n / seconds)
+    recording: contextlib.AbstractAsyncContextManager[list[float]] = (
+        py_spy(stage.fitnest.pid, options.profile)
+        if options.profile
+        else contextlib.nullcontext([])
+    )
+    async with recording as recorded:
         seconds, minimal_ids = await _minimal_batch(client, baseline_q, n)
-        baseline.append(n / seconds)
-        ratios.append(fitnest[-1] / statistics.fmean(baseline[-2:]))
+        baseline, fitnest, ratios = [n / seconds], [], []
+        for _ in range(options.repeats):
+            seconds, negotiation_ids = await run_simulated(client, fitnest_q, n, poll_seconds=poll)
+            fitnest.append(n / seconds)
+            seconds, minimal_ids = await _minimal_batch(client, baseline_q, n)
+            baseline.append(n / seconds)
+            ratios.append(fitnest[-1] / statistics.fmean(baseline[-2:]))
 
     counted = await _count(client, negotiation_ids)
     minimal_events = [len((await runs_of(client, wid))[0]) for wid in minimal_ids]
@@ -155,6 +168,7 @@ async def measure_throughput(stage: Stage, options: ThroughputOptions) -> Throug
         ratio=ratio,
         baseline_events=statistics.fmean(minimal_events),
         rounds=SIMULATED_ROUNDS,
+        profile=summarise(options.profile, recorded[0]) if options.profile and recorded else None,
         seconds=round(time.perf_counter() - began, 1),
         targets=[
             Target(
@@ -211,4 +225,5 @@ def render_throughput(result: ThroughputResult) -> list[str]:
         (t, f"{r.development_by_type.get(t, 0):g}", f"{r.parent_by_type.get(t, 0):g}")
         for t in types
     ]
-    return [*lines, *table(rows)]
+    profile = render_profile(result.profile) if result.profile else []
+    return [*lines, *table(rows), *profile]
