@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 
 from bench.baseline import TrivialInput, TrivialWorkflow
-from bench.histories import run_bytes, runs_of
+from bench.histories import Run, negotiation_runs, run_bytes, runs_of
 from bench.negotiations import run_stubborn
 from bench.report import Spread, Target, table
+from bench.rounds import EventsPerRound
 from bench.stage import BenchError, Stage
 
 MAX_RUN_EVENTS = 10_000
@@ -54,7 +55,8 @@ class LongResult(BaseModel):
     runs: list[RunSize] = Field(description="Every run of the last negotiation, parent first.")
     largest_run: RunSize
     total_events: int
-    events_per_round: float
+    events_per_round: float = Field(description="All events of the negotiation / rounds.")
+    per_round: EventsPerRound
     baseline_events: int
     seconds: float
     targets: list[Target]
@@ -85,13 +87,12 @@ async def _baseline_rounds(
     return seconds, sum(len(run) for run in await runs_of(client, workflow_id))
 
 
-async def _sizes(client: Client, negotiation_id: str) -> list[RunSize]:
-    sizes = []
-    for name in ("negotiation", "preparation", "opening", "development", "closure"):
-        workflow_id = negotiation_id if name == "negotiation" else f"{negotiation_id}/{name}"
-        for run in reversed(await runs_of(client, workflow_id)):
-            sizes.append(RunSize(workflow=name, events=len(run), bytes=run_bytes(run)))
-    return sizes
+def _sizes(found: dict[str, list[Run]]) -> list[RunSize]:
+    return [
+        RunSize(workflow=name, events=len(run), bytes=run_bytes(run))
+        for name, runs in found.items()
+        for run in reversed(runs)
+    ]
 
 
 async def measure_long(stage: Stage, options: LongOptions) -> LongResult:
@@ -107,7 +108,11 @@ async def measure_long(stage: Stage, options: LongOptions) -> LongResult:
             client, stage.fitnest.task_queue, options.rounds, poll_seconds=poll, timeout=600
         )
         fitnest.append(seconds)
-    runs = await _sizes(client, negotiation_id)
+    found = await negotiation_runs(client, negotiation_id)
+    runs = _sizes(found)
+    per_round = EventsPerRound.of(
+        [(negotiation_id, found["negotiation"][0], found.get("development", []))], options.rounds
+    )
     largest = max(runs, key=lambda r: r.events)
     total = sum(r.events for r in runs)
     return LongResult(
@@ -119,6 +124,7 @@ async def measure_long(stage: Stage, options: LongOptions) -> LongResult:
         largest_run=largest,
         total_events=total,
         events_per_round=round(total / options.rounds, 2),
+        per_round=per_round,
         baseline_events=baseline_events,
         seconds=round(time.perf_counter() - began, 1),
         targets=[
@@ -159,4 +165,7 @@ def render_long(result: LongResult) -> list[str]:
         f"time ratio fitnest/baseline: {result.time_ratio.text('.2f')}; "
         f"{result.events_per_round:g} events per round in all",
         f"development runs (events): {', '.join(str(r.events) for r in dev)}",
+        f"per development round: {result.per_round.total:g} events (development "
+        f"{result.per_round.development:g}, parent {result.per_round.parent:g})",
+        *result.per_round.render(),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,15 +74,21 @@ async def run_suite(options: SuiteOptions) -> SuiteReport:
                     # Each benchmark gets fresh workers: the scale run bounds their cache, and
                     # one benchmark's leftovers must not load the next one's worker.
                     cache = options.scale.cache if name == "scale" else 1000
+                    _progress(name)
                     async with workers(env.client, workdir, max_cached_workflows=cache) as stage:
                         found[name] = await _measure(name, stage, options)
         if "timeskip" in options.run:
+            _progress("timeskip")
             found["timeskip"] = await measure_timeskip(options.timeskip, workdir)
     return SuiteReport(
         machine=machine(temporal_binary(), describe_server(options.db_file)),
         total_seconds=round(time.perf_counter() - began, 1),
         **found,  # type: ignore[arg-type]
     )
+
+
+def _progress(name: str) -> None:
+    print(f"bench: {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
 
 
 async def _measure(name: str, stage: Stage, options: SuiteOptions) -> object:

@@ -14,17 +14,17 @@ import contextlib
 import statistics
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
 from bench.baseline import MinimalWorkflow
-from bench.histories import Tally, development_window, negotiation_runs, runs_of
+from bench.histories import Tally, negotiation_runs, runs_of
 from bench.negotiations import SIMULATED_ROUNDS, run_simulated
 from bench.profile import ProfileSummary, py_spy, render_profile, summarise
 from bench.report import Spread, Target, table
+from bench.rounds import EventsPerRound
 from bench.stage import Stage
 
 
@@ -41,16 +41,6 @@ class ThroughputOptions(BaseModel):
     profile: Path | None = Field(
         default=None, description="Record the Fitnest worker with py-spy; stacks to this file."
     )
-
-
-class EventsPerRound(BaseModel):
-    """History events of the development rounds, per round, by event type."""
-
-    development: float = Field(description="The development movement's events (all runs).")
-    parent: float = Field(description="The parent's events while development played.")
-    total: float
-    development_by_type: dict[str, float]
-    parent_by_type: dict[str, float]
 
 
 class ThroughputResult(BaseModel):
@@ -88,18 +78,10 @@ async def _minimal_batch(client: Client, task_queue: str, count: int) -> tuple[f
     return time.perf_counter() - began, ids
 
 
-def _mean(counters: list[Counter[str]], divisor: float) -> dict[str, float]:
-    names = sorted(
-        {name for c in counters for name in c}, key=lambda n: -sum(c[n] for c in counters)
-    )
-    return {n: round(statistics.fmean(c[n] for c in counters) / divisor, 2) for n in names}
-
-
 async def _count(client: Client, ids: list[str]) -> dict[str, object]:
     """Events and workflow tasks of the negotiations ``ids``, per negotiation and per round."""
     per_workflow: dict[str, list[Tally]] = {}
-    development: list[Counter[str]] = []
-    parent_window: list[Counter[str]] = []
+    played = []
     for nid in ids:
         found = await negotiation_runs(client, nid)
         for name, runs in found.items():
@@ -107,27 +89,16 @@ async def _count(client: Client, ids: list[str]) -> dict[str, object]:
             for run in runs:
                 tally.add(run)
             per_workflow.setdefault(name, []).append(tally)
-        development.append(per_workflow["development"][-1].by_type)
-        window = Tally()
-        window.add(development_window(found["negotiation"][0], nid))
-        parent_window.append(window.by_type)
+        played.append((nid, found["negotiation"][0], found.get("development", [])))
     n = len(ids)
     events = {k: round(sum(t.events for t in v) / n, 1) for k, v in per_workflow.items()}
     tasks = {k: round(sum(t.workflow_tasks for t in v) / n, 1) for k, v in per_workflow.items()}
-    dev = _mean(development, SIMULATED_ROUNDS)
-    par = _mean(parent_window, SIMULATED_ROUNDS)
     return {
         "events_per_negotiation": round(sum(events.values()), 1),
         "events_by_workflow": events,
         "workflow_tasks_per_negotiation": round(sum(tasks.values()), 1),
         "workflow_tasks_by_workflow": tasks,
-        "per_round": EventsPerRound(
-            development=round(sum(dev.values()), 2),
-            parent=round(sum(par.values()), 2),
-            total=round(sum(dev.values()) + sum(par.values()), 2),
-            development_by_type=dev,
-            parent_by_type=par,
-        ),
+        "per_round": EventsPerRound.of(played, SIMULATED_ROUNDS),
     }
 
 
@@ -219,11 +190,5 @@ def render_throughput(result: ThroughputResult) -> list[str]:
         f"per development round: {r.total:g} events (development {r.development:g}, "
         f"parent {r.parent:g})",
     ]
-    types = list(dict.fromkeys([*r.development_by_type, *r.parent_by_type]))
-    rows = [("event type per round", "development", "parent")]
-    rows += [
-        (t, f"{r.development_by_type.get(t, 0):g}", f"{r.parent_by_type.get(t, 0):g}")
-        for t in types
-    ]
     profile = render_profile(result.profile) if result.profile else []
-    return [*lines, *table(rows), *profile]
+    return [*lines, *r.render(), *profile]

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from bench.__main__ import parse
 from bench.latency import LatencyOptions, measure_latency
 from bench.long import LongOptions, measure_long
+from bench.profile import summarise
 from bench.report import Target
 from bench.scale import ScaleOptions, measure_scale
 from bench.stage import Stage, workers
@@ -150,3 +151,22 @@ def test_bench_json_on_stdout_is_the_report_alone_and_also_written(tmp_path: Pat
     assert report.timeskip is not None and report.throughput is None
     assert SuiteReport.model_validate_json(out.read_text()) == report
     assert "targets (issue 7)" in render(report)
+
+
+def test_a_profile_summary_puts_samples_in_their_areas_and_leaves_thread_roots_out(
+    tmp_path: Path,
+):
+    stacks = tmp_path / "stacks.txt"
+    root = "<module> (workers/worker.py:74);run (asyncio/runners.py:190)"
+    stacks.write_text(
+        f"{root};activate (temporalio/worker/_workflow_instance.py:10);"
+        "validate_json (pydantic/type_adapter.py:466) 3\n"
+        f"{root};run (workflows/development.py:50) 1\n"
+    )
+    summary = summarise(stacks, seconds=1.0)
+
+    assert summary.samples == 4 and summary.busy_share == pytest.approx(4 / 200)
+    assert summary.by_area_self == {"pydantic": 75.0, "fitnest workflows": 25.0}
+    assert summary.by_area_inclusive["temporalio workflow instance"] == 75.0
+    assert "fitnest worker" not in summary.by_area_inclusive  # the thread's root frame
+    assert next(iter(summary.top_functions_self)).startswith("validate_json")
