@@ -31,7 +31,7 @@ from bench.stage import Stage
 class ThroughputOptions(BaseModel):
     """How much to measure."""
 
-    concurrency: int = Field(default=10, ge=1, description="Runs started at once per batch.")
+    concurrency: int = Field(default=20, ge=1, description="Runs started at once per batch.")
     repeats: int = Field(
         default=3, ge=1, description="Negotiation batches, each between two baseline batches."
     )
