@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(
         default=None, description="SMTP password (from the environment only)."
     )
+    max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        description="Workflow runs the worker keeps in memory; older ones are evicted and "
+        "replayed from history when they next have work (bounds the worker's memory).",
+    )
     ledger_dir: Path = Field(
         default=Path(".data/notifications"), description="Sent-notification ledger."
     )
