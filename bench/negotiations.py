@@ -128,19 +128,21 @@ class Counterparty:
                 )
             await asyncio.sleep(self.poll_seconds)
 
-    async def send(self, action: CounterpartyAction, terms: Terms | None = None) -> None:
-        """Send the next message of this counterparty."""
+    async def send(self, action: CounterpartyAction, terms: Terms | None = None) -> str:
+        """Send the next message of this counterparty; its message id."""
         sequence = next(self._sequence)
+        message_id = f"{self.negotiation_id}-m{sequence}"
         await api.send_response(
             self.client,
             self.negotiation_id,
             CounterpartyResponse(
-                message_id=f"{self.negotiation_id}-m{sequence}",
+                message_id=message_id,
                 sequence=sequence,
                 action=action,
                 terms=terms,
             ),
         )
+        return message_id
 
     async def sign_when_in_closure(self) -> None:
         """Sign once the negotiation is in closure (an earlier signature would be refused)."""

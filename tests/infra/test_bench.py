@@ -78,7 +78,7 @@ async def test_throughput_counts_every_workflow_and_round_of_the_negotiations(st
 async def test_latency_takes_every_sample_of_both_interactions(stage):
     result = await measure_latency(stage, LatencyOptions(samples=2, repeats=1))
 
-    for latency in (result.decide, result.signal_to_status):
+    for latency in (result.decide, result.signal_to_status, result.signal_to_effect):
         assert latency.fitnest.count == latency.baseline.count == 2
         for p in (latency.fitnest, latency.baseline):
             assert 0 < p.p50 <= p.p95 <= p.p99 <= p.max
