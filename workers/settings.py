@@ -71,6 +71,32 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(
         default=None, description="SMTP password (from the environment only)."
     )
+    max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        description="Workflow runs the worker keeps in memory; older ones are evicted and "
+        "replayed from history when they next have work (bounds the worker's memory).",
+    )
     ledger_dir: Path = Field(
         default=Path(".data/notifications"), description="Sent-notification ledger."
+    )
+    ui_host: str = Field(default="127.0.0.1", description="Interface the approver UI listens on.")
+    ui_port: int = Field(default=8000, description="Port of the approver UI and its JSON API.")
+    ui_directory: Path | None = Field(
+        default=None,
+        description="YAML directory of approvers and API keys (secrets hashed); required by the UI.",
+    )
+    ui_secret: str | None = Field(
+        default=None,
+        description="Key signing the UI's session cookies; generated into ui_secret_file when unset.",
+    )
+    ui_secure_cookie: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
+    )
+    ui_secret_file: Path = Field(
+        default=Path(".data/ui-secret"), description="Where a generated session key is kept."
+    )
+    ui_audit_log: Path = Field(
+        default=Path(".data/ui-audit.jsonl"),
+        description="Append-only log of every decision attempt made through the UI.",
     )

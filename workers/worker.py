@@ -49,6 +49,7 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str | None =
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         workflows=list(WORKFLOWS),
         activities=all_activities(settings),
+        max_cached_workflows=settings.max_cached_workflows,
     )
 
 

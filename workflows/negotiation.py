@@ -305,7 +305,7 @@ class NegotiationWorkflow:
         for record in report.decided:
             self._pending.pop(record.request_id, None)
             self._decided[record.request_id] = record
-            status.decisions.append(record)
+            self._record_decision(record)
         status.reviews.extend(report.reviews)
         status.rejected_messages.extend(report.rejected)
         status.reminders.extend(report.reminders)
@@ -418,6 +418,15 @@ class NegotiationWorkflow:
             workflow.now(),
         )
 
+    def _record_decision(self, record: DecisionRecord) -> None:
+        """Add a decision to the audit trail; the movement's record replaces the one taken at receipt."""
+        decisions = self._status.decisions
+        for i, known in enumerate(decisions):
+            if (known.request_id, known.message_id) == (record.request_id, record.message_id):
+                decisions[i] = record
+                return
+        decisions.append(record)
+
     def _accept(self, decision: HumanDecision) -> DecisionReceipt:
         now = workflow.now()
         request = self._pending.pop(decision.request_id)
@@ -440,7 +449,7 @@ class NegotiationWorkflow:
         self._status.last_received = ReceivedMessage(
             message_id=decision.message_id, kind="human_decision", at=now
         )
-        self._decided[request.request_id] = DecisionRecord(
+        self._decided[request.request_id] = record = DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,
             role=request.role,
@@ -453,6 +462,7 @@ class NegotiationWorkflow:
             message_id=decision.message_id,
             acting_for=delegator.name if delegator else None,
         )
+        self._record_decision(record)  # the audit trail shows it with the receipt
         self._inbox.append(
             Envelope(
                 decision=decision,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from negotiation.models import (
 )
 from negotiation.terms import Terms
 from starters import client as api
+from starters.sample import renewal_request
 from workers.settings import Settings
 from workers.worker import WORKFLOWS
 
@@ -57,58 +57,8 @@ def worker_replacing(
 def make_request(
     playbook: str | None = "automated", *, now: datetime | None = None, **overrides: Any
 ) -> NegotiationRequest:
-    """A renewal worth 60k EUR (target) with a 48k walk-away, a full team, a 90-day deadline."""
-    now = now or datetime.now(UTC)
-    data: dict[str, Any] = {
-        "negotiation_id": f"t-{uuid.uuid4().hex[:12]}",
-        "deal_type": "renewal",
-        "counterparty": {"name": "Northwind Traders", "email": "buyer@northwind.example"},
-        "currency": "EUR",
-        "opening_terms": {
-            "total_contract_value": "60000",
-            "discount_pct": "0",
-            "payment_days": 30,
-            "term_months": 24,
-            "liability_cap_multiple": "1",
-        },
-        "mandate": {
-            "total_contract_value": {"target": "60000", "walk_away": "48000"},
-            "discount_pct": {"target": "0", "walk_away": "12"},
-            "payment_days": {"target": "30", "walk_away": "60"},
-            "max_rounds": 6,
-            "deadline": (now + timedelta(days=90)).isoformat(),
-        },
-        "participants": [
-            {
-                "name": "ana",
-                "role": "deal_owner",
-                "authority_limit": "100000",
-                "email": "ana@fitnest.example",
-            },
-            {"name": "lee", "role": "legal", "email": "lee@fitnest.example"},
-            {
-                "name": "fay",
-                "role": "finance",
-                "authority_limit": "1000000",
-                "email": "fay@fitnest.example",
-            },
-            {
-                "name": "eve",
-                "role": "executive",
-                "authority_limit": "10000000",
-                "email": "eve@fitnest.example",
-            },
-            {"name": "ivo", "role": "implementation", "email": "ivo@fitnest.example"},
-        ],
-        "playbook": playbook,
-    }
-    for key, value in overrides.items():
-        target = data
-        *path, last = key.split("__")
-        for part in path:
-            target = target[part]
-        target[last] = value
-    return NegotiationRequest.model_validate(data)
+    """The sample renewal (:func:`starters.sample.renewal_request`) with a fresh test id."""
+    return renewal_request(playbook, now=now, **overrides)
 
 
 def terms(
