@@ -8,7 +8,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.fitnest-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-PACKAGES = negotiation workflows activities workers starters
+PACKAGES = negotiation workflows activities workers starters ui
 PYTHON_CHECK = import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 11) else \
   "error: Fitnest needs Python >= 3.11 but $(PYTHON) is %d.%d; run make PYTHON=python3.11" % v)
 

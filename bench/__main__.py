@@ -73,7 +73,7 @@ async def run(options: Options) -> Report:
     temporal = temporal_binary()
     with tempfile.TemporaryDirectory(prefix="fitnest-bench-") as workdir:
         async with (
-            dev_server(temporal) as env,
+            dev_server(temporal, Path(workdir)) as env,
             workers(env.client, Path(workdir)) as queues,
         ):
             return await measure(env.client, queues, options, temporal)

@@ -15,7 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.baseline import baseline_worker
 from negotiation.policy import Policy
-from workers.client import DATA_CONVERTER
+from workers.client import data_converter
+from workers.codec import add_active_key
 from workers.devserver import find_executable
 from workers.settings import Settings
 from workers.worker import build_worker
@@ -52,13 +53,19 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def dev_server(temporal: Path) -> AsyncIterator[WorkflowEnvironment]:
-    """``temporal server start-dev`` on free ports, in memory, with Fitnest's search attributes."""
+async def dev_server(temporal: Path, workdir: Path) -> AsyncIterator[WorkflowEnvironment]:
+    """``temporal server start-dev`` on free ports, in memory, with Fitnest's search attributes.
+
+    Its client seals payloads as production does, with a throwaway keyring made in ``workdir``.
+    """
+    key_file = workdir / "keys.json"
+    add_active_key(key_file, create=True)
+    converter = data_converter(Settings(_env_file=None, key_file=key_file))  # type: ignore[call-arg]
     with _stdout_to_stderr():
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(temporal),
             search_attributes=ALL,
-            data_converter=DATA_CONVERTER,
+            data_converter=converter,
             ui=False,
             dev_server_log_level="error",
         )

@@ -33,9 +33,11 @@ from negotiation.models import (
 from negotiation.report import aggregate, render_table
 from negotiation.terms import Offer, Terms
 from starters import client as api
+from starters.operator import add_commands as add_operator_commands
 from starters.report import ReportFilterError, build_query, collect_results
 from starters.simulate import Personality, SimulatedCounterparty, play
 from workers.client import ClusterUnreachable, connect
+from workers.codec import KeyringError
 from workers.process import exit_process
 from workers.settings import Settings
 
@@ -380,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=600.0)
     p.set_defaults(run=_simulate)
+    add_operator_commands(sub)
     return parser
 
 
@@ -397,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if hasattr(args, "run_sync"):
+            return int(args.run_sync(args, Settings()))
         return asyncio.run(args.run(args, Settings()))
     except BadInput as err:
         print(str(err), file=sys.stderr)
@@ -410,6 +415,9 @@ def _run(args: argparse.Namespace) -> int:
     except api.NegotiationNotFound as err:
         print(str(err), file=sys.stderr)
         return EXIT_NOT_FOUND
+    except KeyringError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except ClusterUnreachable as err:
         print(str(err), file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -16,8 +16,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from negotiation.models import DecisionKind, Movement, Outcome
+from tests.encryption import DATA_CONVERTER
 from tests.workflows.harness import Negotiation, make_request, terms
-from workers.client import DATA_CONVERTER
 from workers.worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"

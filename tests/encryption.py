@@ -1,0 +1,17 @@
+"""The test suite's keyring: committed, test-only keys, so that recorded histories replay in CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workers.client import data_converter
+from workers.settings import Settings
+
+#: Test keys only (see its ``_comment``); a real keyring is generated and never committed.
+TEST_KEY_FILE = Path(__file__).parent / "test-keyring.json"
+
+#: Settings that name nothing but the test keyring (no .env file, no environment steering).
+TEST_SETTINGS = Settings(_env_file=None, key_file=TEST_KEY_FILE)  # type: ignore[call-arg]
+
+#: The production converter (pydantic + AES-GCM codec + encoded failure attributes), test keys.
+DATA_CONVERTER = data_converter(TEST_SETTINGS)
