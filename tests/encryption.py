@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from temporalio.converter import DataConverter
+
 from workers.client import data_converter
+from workers.codec import add_active_key
 from workers.settings import Settings
 
 #: Test keys only (see its ``_comment``); a real keyring is generated and never committed.
@@ -15,3 +18,10 @@ TEST_SETTINGS = Settings(_env_file=None, key_file=TEST_KEY_FILE)  # type: ignore
 
 #: The production converter (pydantic + AES-GCM codec + encoded failure attributes), test keys.
 DATA_CONVERTER = data_converter(TEST_SETTINGS)
+
+
+def converter_for(key_file: Path) -> DataConverter:
+    """The production converter for another keyring (made with a fresh key when missing)."""
+    if not key_file.exists():
+        add_active_key(key_file, create=True)
+    return data_converter(Settings(_env_file=None, key_file=key_file))  # type: ignore[call-arg]
