@@ -99,7 +99,10 @@ async def play_with_canary(server: DevServer, workdir: Path, canary: str) -> str
 
 
 async def test_a_canary_term_is_nowhere_in_the_sqlite_file_but_the_codec_path_decodes_it(
-    sqlite_server: DevServer, codec_server: CodecServer, tmp_path: Path
+    sqlite_server: DevServer,
+    codec_server: CodecServer,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ):
     canary = f"canary{uuid.uuid4().hex}"
     negotiation_id = await play_with_canary(sqlite_server, tmp_path, canary)
@@ -123,8 +126,12 @@ async def test_a_canary_term_is_nowhere_in_the_sqlite_file_but_the_codec_path_de
     on_disk = {f.name: f.read_bytes() for f in files}
     assert "temporal.sqlite" in on_disk
     assert any(negotiation_id.encode() in data for data in on_disk.values()), "wrong file read"
+    # Workflow ids, search attributes (the visibility tables) and the server's log are in there too.
     leaking = [name for name, data in on_disk.items() if canary.encode() in data]
     assert leaking == [], f"the canary is in {leaking}"
+    logged = capfd.readouterr()
+    assert "notification.sent" in logged.out + logged.err  # the worker's log was captured
+    assert canary not in logged.out + logged.err
 
 
 async def test_the_temporal_cli_decodes_through_the_codec_server_with_the_token(
