@@ -8,6 +8,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,20 +70,32 @@ class CodecServer:
         return self.url + web_ui_path(self.token)
 
 
-@pytest.fixture(scope="module")
-async def codec_server() -> AsyncIterator[CodecServer]:
-    """The codec server with the test keyring, allowing only the local Web UI's origin."""
+@asynccontextmanager
+async def serving_codec(allowed_origins: list[str]) -> AsyncIterator[CodecServer]:
+    """The codec server with the test keyring, in this process, on a free port."""
     assert DATA_CONVERTER.payload_codec is not None
     app = create_app(
-        DATA_CONVERTER.payload_codec, token=TOKEN, allowed_origins=[UI_ORIGIN], namespace="default"
+        DATA_CONVERTER.payload_codec,
+        token=TOKEN,
+        allowed_origins=allowed_origins,
+        namespace="default",
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield CodecServer(f"http://127.0.0.1:{port}", TOKEN)
-    server.should_exit = True
-    await task
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield CodecServer(f"http://127.0.0.1:{port}", TOKEN)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="module")
+async def codec_server() -> AsyncIterator[CodecServer]:
+    """The codec server, allowing only the local Web UI's origin."""
+    async with serving_codec([UI_ORIGIN]) as server:
+        yield server
