@@ -25,3 +25,14 @@ def converter_for(key_file: Path) -> DataConverter:
     if not key_file.exists():
         add_active_key(key_file, create=True)
     return data_converter(Settings(_env_file=None, key_file=key_file))  # type: ignore[call-arg]
+
+
+def worker_settings(workdir: Path, **more: object) -> Settings:
+    """Settings of a test worker: the test keyring, notifications and ledger under ``workdir``."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        key_file=TEST_KEY_FILE,
+        outbox_dir=workdir / "outbox",
+        ledger_dir=workdir / "ledger",
+        **more,  # type: ignore[arg-type]
+    )

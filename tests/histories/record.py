@@ -26,10 +26,9 @@ from temporalio.worker import Replayer
 from negotiation.models import Movement
 from starters import client as api
 from tests.conftest import server_binary
-from tests.encryption import DATA_CONVERTER, TEST_KEY_FILE
+from tests.encryption import DATA_CONVERTER, worker_settings
 from tests.histories.scenarios import SCENARIOS, Scenario
 from tests.workflows.harness import Negotiation
-from workers.settings import Settings
 from workers.worker import WORKFLOWS, build_worker
 from workflows.search_attributes import ALL
 
@@ -89,12 +88,7 @@ async def record(label: str) -> list[Path]:
         )
         with tempfile.TemporaryDirectory(prefix="fitnest-record-") as tmp:
             work = Path(tmp)
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
-                key_file=TEST_KEY_FILE,
-                outbox_dir=work / "outbox",
-                ledger_dir=work / "ledger",
-            )
+            settings = worker_settings(work)
             task_queue = f"record-{uuid.uuid4().hex[:8]}"
             written: list[Path] = []
             async with build_worker(env.client, settings, task_queue=task_queue):

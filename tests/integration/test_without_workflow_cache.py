@@ -13,9 +13,9 @@ import uuid
 from temporalio.testing import WorkflowEnvironment
 
 from starters import client as api
+from tests.encryption import worker_settings
 from tests.histories.scenarios import SCENARIOS, Scenario
 from tests.workflows.harness import Negotiation
-from workers.settings import Settings
 from workers.worker import build_worker
 
 #: One path per playbook through all four movements (the paths that issue the most commands);
@@ -37,12 +37,7 @@ async def play(
 async def test_every_playbook_path_reaches_its_outcome_with_the_workflow_cache_off(
     dev_env: WorkflowEnvironment, tmp_path
 ):
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        outbox_dir=tmp_path / "outbox",
-        ledger_dir=tmp_path / "ledger",
-        workflow_cache_size=0,
-    )
+    settings = worker_settings(tmp_path, workflow_cache_size=0)
     task_queue = f"nocache-{uuid.uuid4().hex[:8]}"
     worker = build_worker(dev_env.client, settings, task_queue=task_queue)
     assert worker.config()["max_cached_workflows"] == 0

@@ -12,10 +12,9 @@ from temporalio.client import Client
 
 from negotiation.models import HumanDecision, Verdict
 from starters import client as api
-from tests.encryption import DATA_CONVERTER, TEST_KEY_FILE
+from tests.encryption import DATA_CONVERTER, worker_settings
 from tests.workflows.harness import Negotiation, make_request, terms
 from workers.devserver import DevServer
-from workers.settings import Settings
 from workers.worker import build_worker
 
 
@@ -47,12 +46,7 @@ async def play_with_canary(server: DevServer, workdir: Path, canary: str) -> str
     client = await Client.connect(
         server.settings.address, namespace=server.settings.namespace, data_converter=DATA_CONVERTER
     )
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        key_file=TEST_KEY_FILE,
-        outbox_dir=workdir / "outbox",
-        ledger_dir=workdir / "ledger",
-    )
+    settings = worker_settings(workdir)
     task_queue = f"canary-{uuid.uuid4().hex[:8]}"
     request = make_request("conductor_led")
     async with build_worker(client, settings, task_queue=task_queue):

@@ -8,7 +8,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from tests.encryption import DATA_CONVERTER, converter_for
-from tests.security.conftest import UI_ORIGIN, CodecServer, http
+from tests.security.conftest import UI_ORIGIN, CodecServer, Reply, http
 
 SECRET = {"walk_away": "48213.77", "note": "our floor is 48k"}
 
@@ -19,16 +19,19 @@ async def sealed_body() -> dict:
     return json.loads(json_format.MessageToJson(Payloads(payloads=payloads)))
 
 
+async def decode(url: str, **headers: str) -> Reply:
+    """POST the sealed secret to ``url`` with ``headers``."""
+    return await http("POST", url, await sealed_body(), **headers)
+
+
 def opened(body: dict) -> list:
     payloads = json_format.ParseDict(body, Payloads()).payloads
     return [json.loads(p.data) for p in payloads]
 
 
 async def test_a_bearer_token_holder_gets_the_payloads_decoded(codec_server: CodecServer):
-    reply = await http(
-        "POST",
+    reply = await decode(
         codec_server.url + "/decode",
-        await sealed_body(),
         Authorization=f"Bearer {codec_server.token}",
         X_Namespace="default",
     )
@@ -37,17 +40,15 @@ async def test_a_bearer_token_holder_gets_the_payloads_decoded(codec_server: Cod
 
 
 async def test_a_request_without_a_token_is_refused(codec_server: CodecServer):
-    reply = await http("POST", codec_server.url + "/decode", await sealed_body())
+    reply = await decode(codec_server.url + "/decode")
     assert reply.status == 401
     assert reply.headers["www-authenticate"] == "Bearer"
     assert "48213.77" not in json.dumps(reply.body)
 
 
 async def test_a_wrong_token_is_refused(codec_server: CodecServer):
-    reply = await http(
-        "POST",
+    reply = await decode(
         codec_server.url + "/decode",
-        await sealed_body(),
         Authorization=f"Bearer {codec_server.token}-not",
     )
     assert reply.status == 401
@@ -56,10 +57,8 @@ async def test_a_wrong_token_is_refused(codec_server: CodecServer):
 async def test_a_browser_origin_that_is_not_allowed_is_refused_even_with_the_token(
     codec_server: CodecServer,
 ):
-    reply = await http(
-        "POST",
+    reply = await decode(
         codec_server.url + "/decode",
-        await sealed_body(),
         Authorization=f"Bearer {codec_server.token}",
         Origin="http://evil.example",
     )
@@ -103,10 +102,8 @@ async def test_the_web_ui_endpoint_decodes_for_the_allowed_origin_as_the_browser
     codec_server: CodecServer,
 ):
     # The Web UI appends "?preserveStorageRefs=true" and sends X-Namespace, no Authorization.
-    reply = await http(
-        "POST",
+    reply = await decode(
         codec_server.web_ui_url + "/decode?preserveStorageRefs=true",
-        await sealed_body(),
         Origin=UI_ORIGIN,
         X_Namespace="default",
     )
@@ -126,10 +123,8 @@ async def test_the_web_ui_endpoint_needs_its_key_and_a_browser_origin(codec_serv
 
 
 async def test_another_namespace_is_refused(codec_server: CodecServer):
-    reply = await http(
-        "POST",
+    reply = await decode(
         codec_server.url + "/decode",
-        await sealed_body(),
         Authorization=f"Bearer {codec_server.token}",
         X_Namespace="someone-else",
     )
