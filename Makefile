@@ -13,7 +13,7 @@ PYTHON_CHECK = import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 11) 
   "error: Fitnest needs Python >= 3.11 but $(PYTHON) is %d.%d; run make PYTHON=python3.11" % v)
 
 .DEFAULT_GOAL := help
-.PHONY: help install up test worker lint bench clean
+.PHONY: help install up test worker lint bench clean chromium
 
 help:
 	@echo "make up      run the Temporal dev server, a worker and a demo negotiation (Ctrl-C stops all)"
@@ -39,8 +39,18 @@ install: $(STAMP)
 up: $(STAMP)
 	$(BIN)/python -m workers.up
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "error: the browser tests need chromium: run 'sudo apt-get install -y chromium' (Debian/Ubuntu)" >&2; \
+	    exit 1; \
+	  fi; }
 
 # The cluster comes from the environment (the worker logs what it connected to), e.g.
 #   FITNEST_TEMPORAL_ADDRESS=temporal.internal:7233 FITNEST_NAMESPACE=fitnest make worker

@@ -2,40 +2,112 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from negotiation.models import Movement
 
+Run = list[HistoryEvent]
 
-async def events_of(client: Client, workflow_id: str) -> tuple[int, int]:
-    """Events in every run of ``workflow_id`` (latest run back to the first) and the run count.
 
-    ``(0, 0)`` when no such workflow exists (a movement the negotiation did not play).
-    """
-    total, runs = 0, 0
+async def runs_of(client: Client, workflow_id: str) -> list[Run]:
+    """Every run of ``workflow_id``, latest first; ``[]`` when there is no such workflow."""
+    runs: list[Run] = []
     run_id: str | None = None
     while True:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         try:
             events = [event async for event in handle.fetch_history_events()]
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND and runs == 0:
-                return 0, 0
+            if err.status == RPCStatusCode.NOT_FOUND and not runs:
+                return []
             raise
-        total += len(events)
-        runs += 1
+        runs.append(events)
         started = events[0].workflow_execution_started_event_attributes
         if not started.continued_execution_run_id:
-            return total, runs
+            return runs
         run_id = started.continued_execution_run_id
 
 
-async def negotiation_events(client: Client, negotiation_id: str) -> dict[str, int]:
-    """Events of the negotiation workflow and of each movement it played, by name."""
-    counts = {"negotiation": (await events_of(client, negotiation_id))[0]}
+def type_name(event: HistoryEvent) -> str:
+    """``WorkflowTaskCompleted`` for ``EVENT_TYPE_WORKFLOW_TASK_COMPLETED``."""
+    raw = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+    return "".join(part.capitalize() for part in raw.split("_"))
+
+
+def run_bytes(run: Run) -> int:
+    """The serialized size of one run's history."""
+    return History(events=run).ByteSize()
+
+
+@dataclass
+class Tally:
+    """Events of some workflows: how many, of which types, how many workflow tasks."""
+
+    events: int = 0
+    workflow_tasks: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+
+    def add(self, events: list[HistoryEvent]) -> None:
+        """Count ``events`` in."""
+        self.events += len(events)
+        for event in events:
+            self.by_type[type_name(event)] += 1
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                self.workflow_tasks += 1
+
+
+async def negotiation_runs(client: Client, negotiation_id: str) -> dict[str, list[Run]]:
+    """The runs of the negotiation workflow and of each movement it played, by name."""
+    found = {"negotiation": await runs_of(client, negotiation_id)}
     for movement in Movement:
-        events, runs = await events_of(client, f"{negotiation_id}/{movement.value}")
+        runs = await runs_of(client, f"{negotiation_id}/{movement.value}")
         if runs:
-            counts[movement.value] = events
-    return counts
+            found[movement.value] = runs
+    return found
+
+
+def development_window(parent: Run, negotiation_id: str) -> Run:
+    """The parent's events from starting the development movement to its completion.
+
+    What the parent spends on the rounds: the reports it folds in, the messages it forwards.
+    Empty when the negotiation played no development.
+    """
+    child = f"{negotiation_id}/{Movement.DEVELOPMENT.value}"
+    start = end = None
+    for index, event in enumerate(parent):
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            if event.start_child_workflow_execution_initiated_event_attributes.workflow_id == child:
+                start = index
+        elif start is not None and end is None and kind in _CHILD_ENDS:
+            attributes = getattr(event, _CHILD_ENDS[kind])
+            if attributes.workflow_execution.workflow_id == child:
+                end = index
+    if start is None:
+        return []
+    return parent[start : (end + 1 if end is not None else len(parent))]
+
+
+_CHILD_ENDS = {
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED: (
+        "child_workflow_execution_completed_event_attributes"
+    ),
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED: (
+        "child_workflow_execution_failed_event_attributes"
+    ),
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED: (
+        "child_workflow_execution_canceled_event_attributes"
+    ),
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED: (
+        "child_workflow_execution_terminated_event_attributes"
+    ),
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT: (
+        "child_workflow_execution_timed_out_event_attributes"
+    ),
+}

@@ -1,11 +1,14 @@
 """Automated negotiations driven the way a backend does: start, read the status, respond.
 
-The simulated counterparty reads the ``status`` query every ``poll_seconds`` and answers what it
-sees, through :mod:`starters.client` like any backend. Two plays:
+Every negotiation is the sample renewal (:func:`starters.sample.renewal_request`). Two plays:
 
-- *closure*: it accepts our opening offer, and signs once the negotiation is in closure;
+- *simulated*: :class:`starters.simulate.SimulatedCounterparty` plays the other side; its pace
+  (:data:`SIMULATED_STEP`) makes the sides meet after three rounds of development;
 - *stubborn*: it counters every offer of ours with the same terms, inside our walk-away, until
   the strategy accepts them on the last round (``max_rounds``); then it signs.
+
+Both read the ``status`` query every ``poll_seconds`` and answer what they see, through
+:mod:`starters.client` like any backend.
 """
 
 from __future__ import annotations
@@ -15,12 +18,11 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from temporalio.client import Client
 
-from bench.report import Sample
+from bench.stage import BenchError
 from negotiation.models import (
     CounterpartyAction,
     CounterpartyResponse,
@@ -31,8 +33,10 @@ from negotiation.models import (
 )
 from negotiation.terms import Terms
 from starters import client as api
+from starters.sample import renewal_request
+from starters.simulate import Personality, SimulatedCounterparty, play
 
-#: Within the walk-away on every term of :func:`automated_request`, never at its target.
+#: Within the walk-away on every term of the sample renewal, never at its target.
 STUBBORN_TERMS = Terms(
     total_contract_value=Decimal(50_000),
     discount_pct=Decimal(10),
@@ -41,50 +45,56 @@ STUBBORN_TERMS = Terms(
     liability_cap_multiple=Decimal(1),
 )
 
+#: The simulated counterparty's pace: it gives up 30 % of the gap each round, so the sides of the
+#: sample renewal meet in the third round (at its default pace, half the gap, in the second).
+SIMULATED_STEP = Decimal("0.3")
+SIMULATED_ROUNDS = 3
 
-class BenchError(RuntimeError):
-    """A measured negotiation did not go the way the bench plays it; the message says how."""
+
+def new_ids(kind: str, count: int) -> list[str]:
+    """Fresh negotiation ids for one batch."""
+    tag = uuid.uuid4().hex[:8]
+    return [f"bench-{kind}-{tag}-{i:04d}" for i in range(count)]
 
 
-def automated_request(
-    negotiation_id: str, *, max_rounds: int = 6, now: datetime | None = None
-) -> NegotiationRequest:
-    """A 60k EUR renewal (48k walk-away) on the automated playbook, with a full team."""
-    now = now or datetime.now(UTC)
-    team = [
-        ("ana", "deal_owner", "100000"),
-        ("lee", "legal", "0"),
-        ("fay", "finance", "1000000"),
-        ("eve", "executive", "10000000"),
-        ("ivo", "implementation", "0"),
-    ]
-    return NegotiationRequest.model_validate(
-        {
-            "negotiation_id": negotiation_id,
-            "deal_type": "renewal",
-            "counterparty": {"name": "Northwind Traders", "email": "buyer@northwind.example"},
-            "currency": "EUR",
-            "opening_terms": {
-                "total_contract_value": "60000",
-                "discount_pct": "0",
-                "payment_days": 30,
-                "term_months": 24,
-                "liability_cap_multiple": "1",
-            },
-            "mandate": {
-                "total_contract_value": {"target": "60000", "walk_away": "48000"},
-                "discount_pct": {"target": "0", "walk_away": "12"},
-                "payment_days": {"target": "30", "walk_away": "60"},
-                "max_rounds": max_rounds,
-                "deadline": (now + timedelta(days=90)).isoformat(),
-            },
-            "participants": [
-                {"name": n, "role": r, "authority_limit": a, "email": f"{n}@fitnest.example"}
-                for n, r, a in team
-            ],
-            "playbook": "automated",
-        }
+async def start(client: Client, task_queue: str, request: NegotiationRequest) -> None:
+    """Start ``request`` on ``task_queue``; :class:`BenchError` if its id was taken."""
+    receipt = await api.start_negotiation(client, request, task_queue=task_queue)
+    if not receipt.started:
+        raise BenchError(f"{request.negotiation_id} was already started")
+
+
+async def play_simulated(
+    client: Client, task_queue: str, negotiation_id: str, *, poll_seconds: float, timeout: float
+) -> None:
+    """One automated negotiation played by the simulated counterparty, to its result."""
+    await start(client, task_queue, renewal_request("automated", negotiation_id=negotiation_id))
+    other_side = SimulatedCounterparty(Personality.AGREEABLE, step=SIMULATED_STEP)
+    played = await play(
+        client, negotiation_id, other_side, poll_seconds=poll_seconds, max_seconds=timeout
     )
+    if played.outcome != Outcome.AGREED or played.rounds != SIMULATED_ROUNDS:
+        raise BenchError(
+            f"{negotiation_id}: expected agreed after {SIMULATED_ROUNDS} rounds, got "
+            f"{played.outcome or 'still open'} after {played.rounds} (the strategy or the "
+            "simulation changed: adjust SIMULATED_STEP)"
+        )
+    await asyncio.wait_for(api.get_result(client, negotiation_id), timeout)
+
+
+async def run_simulated(
+    client: Client, task_queue: str, count: int, *, poll_seconds: float, timeout: float = 300.0
+) -> tuple[float, list[str]]:
+    """``count`` simulated negotiations at once, start to result: the seconds and their ids."""
+    ids = new_ids("simulated", count)
+    began = time.perf_counter()
+    await asyncio.gather(
+        *(
+            play_simulated(client, task_queue, nid, poll_seconds=poll_seconds, timeout=timeout)
+            for nid in ids
+        )
+    )
+    return time.perf_counter() - began, ids
 
 
 class Counterparty:
@@ -118,19 +128,21 @@ class Counterparty:
                 )
             await asyncio.sleep(self.poll_seconds)
 
-    async def send(self, action: CounterpartyAction, terms: Terms | None = None) -> None:
-        """Send the next message of this counterparty."""
+    async def send(self, action: CounterpartyAction, terms: Terms | None = None) -> str:
+        """Send the next message of this counterparty; its message id."""
         sequence = next(self._sequence)
+        message_id = f"{self.negotiation_id}-m{sequence}"
         await api.send_response(
             self.client,
             self.negotiation_id,
             CounterpartyResponse(
-                message_id=f"{self.negotiation_id}-m{sequence}",
+                message_id=message_id,
                 sequence=sequence,
                 action=action,
                 terms=terms,
             ),
         )
+        return message_id
 
     async def sign_when_in_closure(self) -> None:
         """Sign once the negotiation is in closure (an earlier signature would be refused)."""
@@ -155,21 +167,6 @@ class Counterparty:
             )
 
 
-async def _start(client: Client, task_queue: str, request: NegotiationRequest) -> None:
-    receipt = await api.start_negotiation(client, request, task_queue=task_queue)
-    if not receipt.started:
-        raise BenchError(f"{request.negotiation_id} was already started")
-
-
-async def play_closure(counterparty: Counterparty, task_queue: str) -> None:
-    """Start a negotiation; accept the opening offer, sign in closure, wait for the result."""
-    await _start(counterparty.client, task_queue, automated_request(counterparty.negotiation_id))
-    await counterparty.until(lambda s: s.our_terms is not None, "the opening offer")
-    await counterparty.send(CounterpartyAction.ACCEPT)
-    await counterparty.sign_when_in_closure()
-    await counterparty.agreed(rounds=0)
-
-
 def _answered_after(version: int) -> Callable[[NegotiationStatus], bool]:
     """Our next offer is out, or the strategy accepted theirs and we are in closure."""
 
@@ -182,8 +179,10 @@ def _answered_after(version: int) -> Callable[[NegotiationStatus], bool]:
 
 async def play_stubborn(counterparty: Counterparty, task_queue: str, rounds: int) -> None:
     """Start a negotiation of ``rounds`` rounds: counter each offer of ours with the same terms."""
-    request = automated_request(counterparty.negotiation_id, max_rounds=rounds)
-    await _start(counterparty.client, task_queue, request)
+    request = renewal_request(
+        "automated", negotiation_id=counterparty.negotiation_id, mandate__max_rounds=rounds
+    )
+    await start(counterparty.client, task_queue, request)
     status = await counterparty.until(lambda s: s.our_terms is not None, "the opening offer")
     for round_no in range(1, rounds + 1):
         assert status.our_terms is not None
@@ -201,31 +200,12 @@ async def play_stubborn(counterparty: Counterparty, task_queue: str, rounds: int
     await counterparty.agreed(rounds=rounds)
 
 
-def new_ids(kind: str, count: int) -> list[str]:
-    """Fresh negotiation ids for one batch."""
-    tag = uuid.uuid4().hex[:8]
-    return [f"bench-{kind}-{tag}-{i:04d}" for i in range(count)]
-
-
-async def run_closures(
-    client: Client, task_queue: str, count: int, *, poll_seconds: float, timeout: float = 120.0
-) -> tuple[Sample, list[str], int]:
-    """``count`` closure negotiations at once: the sample, their ids, the status queries made."""
-    players = [
-        Counterparty(client, nid, poll_seconds, timeout) for nid in new_ids("closure", count)
-    ]
-    began = time.perf_counter()
-    await asyncio.gather(*(play_closure(p, task_queue) for p in players))
-    sample = Sample.of(count, time.perf_counter() - began)
-    return sample, [p.negotiation_id for p in players], sum(p.queries for p in players)
-
-
 async def run_stubborn(
     client: Client, task_queue: str, rounds: int, *, poll_seconds: float, timeout: float = 120.0
-) -> tuple[float, str, int]:
-    """One stubborn negotiation of ``rounds`` rounds: seconds, its id, the status queries made."""
+) -> tuple[float, str]:
+    """One stubborn negotiation of ``rounds`` rounds: its seconds, start to result, and its id."""
     (negotiation_id,) = new_ids("stubborn", 1)
     player = Counterparty(client, negotiation_id, poll_seconds, timeout)
     began = time.perf_counter()
     await play_stubborn(player, task_queue, rounds)
-    return time.perf_counter() - began, negotiation_id, player.queries
+    return time.perf_counter() - began, negotiation_id

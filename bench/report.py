@@ -1,107 +1,83 @@
-"""What the bench reports: throughput samples, history events, the machine; as JSON or a table."""
+"""What every benchmark reports: the machine, spreads of repeated samples, targets met or missed."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 
-class Options(BaseModel):
-    """How much to measure."""
+class Spread(BaseModel):
+    """Repeated measurements of one quantity: the median and how far they scatter."""
 
-    negotiations: int = Field(default=30, ge=1, description="Concurrent runs of each workload.")
-    rounds: int = Field(default=50, ge=1, description="Rounds of the long negotiation.")
-    repeats: int = Field(
-        default=3,
-        ge=1,
-        description="Fitnest samples; the baseline is sampled before and after each.",
-    )
-    poll_seconds: float = Field(
-        default=0.1, gt=0, description="How often the simulated counterparty reads the status."
-    )
-
-
-class Sample(BaseModel):
-    """One timed batch of concurrent runs, from the first start to the last end."""
-
-    runs: int
-    seconds: float
-    per_second: float
+    median: float
+    min: float
+    max: float
+    values: list[float] = Field(description="Every measurement, in the order taken.")
 
     @classmethod
-    def of(cls, runs: int, seconds: float) -> Sample:
-        """The sample of ``runs`` that took ``seconds``."""
-        return cls(runs=runs, seconds=round(seconds, 3), per_second=round(runs / seconds, 2))
-
-
-class EventCount(BaseModel):
-    """History events per run (a negotiation: its own history plus its movements')."""
-
-    mean: float
-    min: int
-    max: int
-    by_workflow: dict[str, float] = Field(
-        default_factory=dict, description="Mean events of each workflow of a run."
-    )
-
-    @classmethod
-    def of(cls, runs: Sequence[Mapping[str, int]]) -> EventCount:
-        """Summarise the per-workflow event counts of several runs."""
-        totals = [sum(run.values()) for run in runs]
-        names = sorted({name for run in runs for name in run})
+    def of(cls, values: Sequence[float], digits: int = 4) -> Spread:
+        """The spread of ``values`` (at least one)."""
         return cls(
-            mean=round(statistics.fmean(totals), 1),
-            min=min(totals),
-            max=max(totals),
-            by_workflow={
-                name: round(statistics.fmean(run.get(name, 0) for run in runs), 1) for name in names
-            },
+            median=round(statistics.median(values), digits),
+            min=round(min(values), digits),
+            max=round(max(values), digits),
+            values=[round(v, digits) for v in values],
         )
 
+    def text(self, fmt: str = ".3f") -> str:
+        """``median (min-max)``."""
+        return f"{self.median:{fmt}} ({self.min:{fmt}}-{self.max:{fmt}})"
 
-class Throughput(BaseModel):
-    """One workload: its samples, their median, and what it costs the server in events."""
 
-    workload: str
-    concurrency: int
-    samples: list[Sample]
-    per_second: float = Field(description="Median runs per second over the samples.")
-    events: EventCount
-    events_per_second: float = Field(description="per_second x mean events per run.")
+class Percentiles(BaseModel):
+    """Latency samples in milliseconds: p50, p95, p99 (nearest rank) and the count."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
 
     @classmethod
-    def of(cls, workload: str, samples: list[Sample], events: EventCount) -> Throughput:
-        """The workload's figures from its samples and its event counts."""
-        median = statistics.median(s.per_second for s in samples)
-        return cls(
-            workload=workload,
-            concurrency=samples[0].runs,
-            samples=samples,
-            per_second=round(median, 2),
-            events=events,
-            events_per_second=round(median * events.mean, 1),
-        )
+    def of(cls, millis: Sequence[float]) -> Percentiles:
+        """The percentiles of ``millis`` (at least one sample)."""
+        ordered = sorted(millis)
+
+        def rank(p: float) -> float:
+            return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 2)
+
+        return cls(count=len(ordered), p50=rank(50), p95=rank(95), p99=rank(99), max=rank(100))
 
 
-class LongNegotiation(BaseModel):
-    """One automated negotiation of many rounds against a stubborn counterparty."""
+class Target(BaseModel):
+    """One target of issue 7, checked against this run."""
 
-    rounds: int
-    seconds: float
-    parent_events: int
-    development_events: int
-    development_runs: int = Field(description="Runs of the development movement (continue-as-new).")
-    parent_events_per_round: float = Field(
-        description="Parent events beyond an accepted-opening negotiation's parent, per round."
-    )
-    development_events_per_round: float
+    name: str
+    value: float
+    limit: float
+    at_most: bool = Field(default=True, description="True: value <= limit; False: value >= limit.")
+    note: str = ""
+
+    @property
+    def met(self) -> bool:
+        """Whether this run meets the target."""
+        return self.value <= self.limit if self.at_most else self.value >= self.limit
+
+    def line(self) -> str:
+        """``MET    name: value <= limit (note)``."""
+        sign = "<=" if self.at_most else ">="
+        note = f"  ({self.note})" if self.note else ""
+        verdict = "met   " if self.met else "MISSED"
+        return f"{verdict} {self.name}: {self.value:g} {sign} {self.limit:g}{note}"
 
 
 class Machine(BaseModel):
@@ -109,31 +85,14 @@ class Machine(BaseModel):
 
     cpu_count: int | None
     usable_cores: int
+    load_average: tuple[float, float, float]
     platform: str
     python: str
     temporalio: str
     temporal_cli: str
     fitnest: str
-    server: str = "temporal server start-dev, in memory"
-
-
-class Report(BaseModel):
-    """Everything ``python -m bench`` measured in one run."""
-
-    machine: Machine
-    options: Options
-    baseline: Throughput
-    fitnest: Throughput
-    ratio: float = Field(
-        description="Median of sample_ratios: Fitnest runs/s over baseline runs/s."
-    )
-    sample_ratios: list[float] = Field(
-        description="Each Fitnest sample over the mean of the baseline samples just before and after."
-    )
-    events_ratio: float = Field(description="fitnest events / baseline events, per run.")
-    status_queries: int = Field(description="Status queries the simulated counterparty made.")
-    long: LongNegotiation
-    total_seconds: float
+    server: str
+    measured_at: datetime
 
 
 def _version(distribution: str) -> str:
@@ -143,68 +102,36 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def machine(temporal: Path) -> Machine:
-    """The machine, and the versions of Python, the SDK, the server binary and Fitnest."""
+def machine(temporal: Path, server: str) -> Machine:
+    """The machine, its load, and the versions of Python, the SDK, the server and Fitnest."""
     try:
         cli = subprocess.run(
             [str(temporal), "--version"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as err:
         cli = f"unknown ({type(err).__name__})"
+    one, five, fifteen = os.getloadavg()
     return Machine(
         cpu_count=os.cpu_count(),
         usable_cores=len(os.sched_getaffinity(0)),
+        load_average=(round(one, 2), round(five, 2), round(fifteen, 2)),
         platform=platform.platform(),
         python=platform.python_version(),
         temporalio=_version("temporalio"),
         temporal_cli=cli.removeprefix("temporal version "),
         fitnest=_version("fitnest"),
+        server=server,
+        measured_at=datetime.now(UTC).replace(microsecond=0),
     )
 
 
-def render(report: Report) -> str:
-    """The report as a small table for people."""
-    m, b, f, long = report.machine, report.baseline, report.fitnest, report.long
-    rows = [
-        ("workload", "runs/s", "events/run", "events/s", "samples (runs/s)"),
-        *(
-            (
-                t.workload,
-                f"{t.per_second:.2f}",
-                f"{t.events.mean:.1f}",
-                f"{t.events_per_second:.0f}",
-                ", ".join(f"{s.per_second:.2f}" for s in t.samples),
-            )
-            for t in (b, f)
-        ),
-    ]
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as aligned text: the first column left, the others right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    table = [
+    return [
         "  ".join(
             cell.ljust(w) if i == 0 else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
+        ).rstrip()
         for row in rows
     ]
-    parts = ", ".join(f"{name} {n:g}" for name, n in f.events.by_workflow.items())
-    return "\n".join(
-        [
-            f"machine: {m.usable_cores} usable cores (of {m.cpu_count}), {m.platform}",
-            f"versions: Python {m.python}, temporalio {m.temporalio}, "
-            f"temporal {m.temporal_cli}, fitnest {m.fitnest}",
-            f"server: {m.server}; {report.options.negotiations} concurrent runs per sample, "
-            f"{report.options.repeats} Fitnest samples, each between two baseline samples",
-            "",
-            *table,
-            "",
-            f"ratio fitnest/baseline: {report.ratio:.3f} runs/s (median of "
-            f"{', '.join(f'{r:.3f}' for r in report.sample_ratios)}); "
-            f"a negotiation needs {report.events_ratio:.1f}x the baseline's history events",
-            f"events per negotiation: {f.events.mean:g} (min {f.events.min}, max {f.events.max}): {parts}",
-            f"long negotiation, {long.rounds} rounds in {long.seconds:.1f} s: "
-            f"parent {long.parent_events} events ({long.parent_events_per_round:.1f}/round beyond "
-            f"an accepted opening), development {long.development_events} events in "
-            f"{long.development_runs} run(s) ({long.development_events_per_round:.1f}/round)",
-            f"driver: {report.status_queries} status queries; whole run {report.total_seconds:.0f} s",
-        ]
-    )

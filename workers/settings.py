@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The task queue negotiations run on; the one place this name is written.
@@ -23,6 +24,37 @@ class Settings(BaseSettings):
     task_queue: str = Field(
         default=TASK_QUEUE, description="Task queue of workflows and activities."
     )
+    log_format: Literal["console", "json"] | None = Field(
+        default=None,
+        description=(
+            "'console' (readable, for people) or 'json' (one object a line, for log search). "
+            "Unset: console when stderr is a terminal, json otherwise (containers, files)."
+        ),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged (any case)."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the worker's Prometheus endpoint binds to (0.0.0.0 in containers).",
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Worker's Prometheus port (/metrics); 0: none."
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "On SIGTERM, how long running activities may take to finish before they are "
+            "cancelled; keep it below the orchestrator's kill timeout."
+        ),
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     policy_file: Path | None = Field(
         default=None, description="YAML or JSON policy; defaults when unset."
     )
@@ -39,8 +71,34 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(
         default=None, description="SMTP password (from the environment only)."
     )
+    max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        description="Workflow runs the worker keeps in memory; older ones are evicted and "
+        "replayed from history when they next have work (bounds the worker's memory).",
+    )
     ledger_dir: Path = Field(
         default=Path(".data/notifications"), description="Sent-notification ledger."
+    )
+    ui_host: str = Field(default="127.0.0.1", description="Interface the approver UI listens on.")
+    ui_port: int = Field(default=8000, description="Port of the approver UI and its JSON API.")
+    ui_directory: Path | None = Field(
+        default=None,
+        description="YAML directory of approvers and API keys (secrets hashed); required by the UI.",
+    )
+    ui_secret: str | None = Field(
+        default=None,
+        description="Key signing the UI's session cookies; generated into ui_secret_file when unset.",
+    )
+    ui_secure_cookie: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
+    )
+    ui_secret_file: Path = Field(
+        default=Path(".data/ui-secret"), description="Where a generated session key is kept."
+    )
+    ui_audit_log: Path = Field(
+        default=Path(".data/ui-audit.jsonl"),
+        description="Append-only log of every decision attempt made through the UI.",
     )
     key_file: Path = Field(
         default=Path(".data/keys.json"),
@@ -55,11 +113,6 @@ class Settings(BaseSettings):
     )
     codec_host: str = Field(default="127.0.0.1", description="Interface the codec server binds.")
     codec_port: int = Field(default=8081, description="Port of the codec server.")
-    workflow_cache_size: int = Field(
-        default=1000,
-        ge=0,
-        description="Workflows a worker keeps in memory; 0 replays every workflow task.",
-    )
 
     @property
     def allowed_origins(self) -> list[str]:

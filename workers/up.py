@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from workers import telemetry
 from workers.devserver import (
     DevServerError,
     DevServerSettings,
@@ -46,6 +48,12 @@ from workers.settings import Settings
 OUTBOX = Path(".outbox")
 CODEC_TOKEN_FILE = Path(".data/codec-token")
 DEMO_REQUEST = Path("examples/automated_renewal.json")
+#: A conductor-led copy of the renewal: its deal owner decides each counteroffer in the UI.
+APPROVAL_DEMO_REQUEST = Path("ui/demo/renewal_for_approval.json")
+DEMO_DIRECTORY = Path("ui/demo/approvers.yaml")
+#: The simulated counterparty of the approval demo waits this long for the approver.
+APPROVAL_DEMO_SECONDS = 3600
+UI_READY_TIMEOUT = 30.0
 WORKER_ARGV: Sequence[str] = (sys.executable, "-m", "workers.worker")
 WORKER_READY_TIMEOUT = 30.0
 
@@ -122,6 +130,9 @@ def child_env(server: DevServerSettings, key_file: Path) -> dict[str, str]:
         FITNEST_KEY_FILE=str(key_file.resolve()),
         PYTHONUNBUFFERED="1",
     )
+    env.setdefault("FITNEST_UI_DIRECTORY", str(DEMO_DIRECTORY))
+    # The worker writes to a file, which would make it choose JSON: locally, people read it.
+    env.setdefault("FITNEST_LOG_FORMAT", "console")
     return env
 
 
@@ -154,6 +165,26 @@ async def start_codec_server(wiring: CodecWiring, env: dict[str, str], log: Path
     return child
 
 
+async def wait_for_ui(url: str, ui: Child) -> None:
+    """Return once the UI answers its health check; fail if it dies or never answers."""
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}healthz", timeout=2) as reply:
+                return bool(reply.status == 200)
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + UI_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if ui.process.poll() is not None:
+            raise ChildFailed(ui.failure())
+        if await asyncio.to_thread(answers):
+            return
+        await asyncio.sleep(0.2)
+    raise ChildFailed(f"{ui.name} did not answer at {url} within {UI_READY_TIMEOUT:.0f} s")
+
+
 def _command_hint(fitnest: Path, server: DevServerSettings) -> str:
     """How to run ``fitnest`` from another terminal so that it reaches this server."""
     try:
@@ -167,12 +198,16 @@ def _command_hint(fitnest: Path, server: DevServerSettings) -> str:
     return f"{env} {shown}"
 
 
-def print_banner(server: DevServerSettings, worker_log: Path, fitnest: Path, demo: str) -> None:
+def print_banner(
+    server: DevServerSettings, worker_log: Path, fitnest: Path, demo: str, ui_url: str
+) -> None:
     """Where to look, once everything is up."""
     cmd = _command_hint(fitnest, server)
     lines = [
         "",
         "Fitnest is up.",
+        f"  Approver   {ui_url}  sign in as ana / fitnest-demo (the demo deal owner; demo only)",
+        f"             API docs {ui_url}docs; demo API key demo-backend.fitnest-demo-key",
         f"  Web UI     {server.ui_url}",
         f"  Temporal   {server.address}, namespace {server.namespace}; "
         f"state in {server.db_file} (kept across runs)",
@@ -180,13 +215,30 @@ def print_banner(server: DevServerSettings, worker_log: Path, fitnest: Path, dem
         f"  Payloads   encrypted with {Settings().key_file}; the Web UI decodes them through "
         f"the codec server ({CODEC_TOKEN_FILE} holds its token, see README: Security)",
         f"  Logs       {server.log_file}  {worker_log}",
+        f"  Logs       {server.log_file}  {worker_log.parent / 'ui.log'}  {worker_log} (followed "
+        f"below, FITNEST_LOG_FORMAT={os.environ.get('FITNEST_LOG_FORMAT', 'console')})",
+        f"  Metrics    {telemetry.metrics_url(Settings()) or 'off (FITNEST_METRICS_PORT=0)'}",
         f"  Demo       {demo}  (its output follows)",
+        f"             fitnest simulate --request {APPROVAL_DEMO_REQUEST}  "
+        "(conductor-led: waits for ana's decision in the approver UI)",
         f"  Try        {cmd} list",
         f"             {cmd} status <negotiation id>",
         "Ctrl-C stops everything.",
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+async def follow(log: Path, prefix: str = "worker | ") -> None:
+    """Echo ``log`` (and what is appended to it) to this terminal, line by line, until cancelled."""
+    with log.open("rb") as source:
+        pending = b""
+        while True:
+            pending += source.read()
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                print(prefix + line.decode(errors="replace"), flush=True)
+            await asyncio.sleep(0.3)
 
 
 async def supervise(children: Sequence[Child]) -> int:
@@ -234,12 +286,33 @@ async def up() -> int:
         children.append(worker)
         await wait_for_worker(server.client, Settings().task_queue, worker)
         fitnest = find_executable("fitnest")
+        ui_settings = Settings()
+        ui_url = f"http://{ui_settings.ui_host}:{ui_settings.ui_port}/"
+        ui = spawn("approver UI", [str(fitnest), "ui"], env, log=settings.data_dir / "ui.log")
+        children.append(ui)
+        await wait_for_ui(ui_url, ui)
         demo_argv = [str(fitnest), "simulate", "--request", str(DEMO_REQUEST)]
-        print_banner(settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]))
-        demo = spawn("demo negotiation", demo_argv, env)
-        demo.finishes = True
-        children.append(demo)
-        return await supervise(children)
+        approval_argv = [
+            str(fitnest),
+            "simulate",
+            "--request",
+            str(APPROVAL_DEMO_REQUEST),
+            "--max-seconds",
+            str(APPROVAL_DEMO_SECONDS),
+        ]
+        print_banner(settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]), ui_url)
+        following = asyncio.create_task(follow(worker_log))
+        for name, argv in (
+            ("demo negotiation", demo_argv),
+            ("approval demo (waits for ana in the UI)", approval_argv),
+        ):
+            demo = spawn(name, argv, env)
+            demo.finishes = True
+            children.append(demo)
+        try:
+            return await supervise(children)
+        finally:
+            following.cancel()
     except PortsInUseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -2,6 +2,9 @@
 
 ``python -m workers.worker`` (or ``make worker``) runs one against the cluster named by the
 environment (FITNEST_TEMPORAL_ADDRESS, FITNEST_NAMESPACE, FITNEST_TASK_QUEUE) until SIGINT/SIGTERM.
+It logs in the format of ``FITNEST_LOG_FORMAT`` and serves Prometheus metrics on
+``FITNEST_METRICS_PORT`` (``workers/telemetry.py``). On a stop signal it stops polling and gives
+running activities ``FITNEST_GRACEFUL_SHUTDOWN_SECONDS`` to finish before cancelling them.
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities import all_activities
+from workers import telemetry
 from workers.client import connect
 from workers.codec import KeyringError
+from workers.process import exit_process
 from workers.settings import Settings
 from workflows.closure import ClosureMovement
 from workflows.development import DevelopmentMovement
@@ -40,19 +47,31 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str | None =
     """A worker for every Fitnest workflow and activity, configured from ``settings``.
 
     Payloads are sealed and opened by ``client``'s data converter (see :func:`connect`).
-    ``settings.workflow_cache_size`` 0 makes every workflow task replay the whole history.
+    ``settings.max_cached_workflows`` 0 makes every workflow task replay the whole history.
     """
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         workflows=list(WORKFLOWS),
         activities=all_activities(settings),
-        max_cached_workflows=settings.workflow_cache_size,
+        max_cached_workflows=settings.max_cached_workflows,
     )
 
 
 async def run(settings: Settings) -> None:
-    """Run a worker until SIGINT or SIGTERM, then finish in-flight tasks and stop."""
+    """Run a worker until SIGINT or SIGTERM, then finish in-flight tasks and stop.
+
+    Configures this process's logging and its metrics endpoint first; exits with status 1 when
+    the metrics port cannot be bound.
+    """
+    telemetry.configure_from(settings)
+    try:
+        # Every client of this process (the worker's) uses the runtime that serves /metrics.
+        Runtime.set_default(telemetry.runtime(settings), error_if_already_set=True)
+    except telemetry.MetricsUnavailable as err:
+        log.error("worker.failed", error=str(err))
+        raise SystemExit(1) from err
     client = await connect(settings)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
@@ -64,6 +83,8 @@ async def run(settings: Settings) -> None:
         address=settings.temporal_address,
         namespace=settings.namespace,
         task_queue=settings.task_queue,
+        metrics=telemetry.metrics_url(settings),
+        graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
     )
     async with worker:
         await stop.wait()
@@ -78,8 +99,9 @@ def main() -> None:
     except KeyringError as err:
         # Never run in plain text: a worker without keys would store deal terms unencrypted.
         print(f"error: the worker cannot start: {err}", file=sys.stderr)
-        sys.exit(2)
+        exit_process(2)
 
 
 if __name__ == "__main__":
     main()
+    exit_process(0)  # skip interpreter finalization (see workers.process)

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from negotiation.reviews import FinanceFindings, LegalFindings
     from negotiation.strategy import MoveKind, respond
     from negotiation.terms import Offer, Party, Terms
-    from workflows.movement import AskOutcome, Expired, MovementPlayer
+    from workflows.movement import BATCHED_REPORTS, AskOutcome, Expired, MovementPlayer
     from workflows.protocol import ScoreState
 
 _ANSWERS = {
@@ -288,12 +288,17 @@ class DevelopmentMovement(MovementPlayer):
 
     async def _counter(self, terms: Terms, reason: str) -> None:
         offer = self.new_offer(Party.US, terms, reason)
+        report = {
+            "offers": [offer],
+            "timeline": [f"counteroffer version {offer.version} sent: {reason}"],
+        }
+        if workflow.patched(BATCHED_REPORTS):
+            # Reported as it goes out, so the report and the offer travel in one task.
+            await self.report(**report, **self.hand_over())
+            await self.send_to_counterparty(offer, "Our counteroffer")
+            return
         await self.send_to_counterparty(offer, "Our counteroffer")
-        await self.report(
-            offers=[offer],
-            timeline=[f"counteroffer version {offer.version} sent: {reason}"],
-            **self.hand_over(),
-        )
+        await self.report(**report, **self.hand_over())
 
     async def _walk_away(self, reason: str) -> None:
         req = self.state.request

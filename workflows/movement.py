@@ -42,11 +42,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.protocol import (
         DELIVER_SIGNAL,
         REPORT_SIGNAL,
+        REPORTS_SIGNAL,
         Approval,
         Envelope,
         MovementReport,
+        MovementReports,
         ScoreState,
     )
+
+#: Reports are gathered and sent once per wait (release 2); histories of release 1 sent each one.
+BATCHED_REPORTS = "batched-movement-reports"
 
 ALL_VERDICTS = (Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE)
 
@@ -119,6 +124,10 @@ class MovementPlayer:
         self.state = state
         self.inbox: list[Envelope] = list(state.inbox)
         state.inbox = []
+        # Reports made since the movement last waited, sent together when it waits next.
+        self.unsent: list[MovementReport] = list(state.reports)
+        state.reports = []
+        self.sending = False
 
     @workflow.signal(name=DELIVER_SIGNAL)
     def deliver(self, envelope: Envelope) -> None:
@@ -132,11 +141,39 @@ class MovementPlayer:
         return self.state.request.negotiation_id
 
     async def report(self, **parts: object) -> None:
-        """Tell the negotiation what just happened, so its status stays whole."""
-        report = MovementReport(movement=self.movement, round=self.state.round, **parts)  # type: ignore[arg-type]
+        """Tell the negotiation what just happened, so its status stays whole.
+
+        The report goes out with the others when the movement next waits (see :meth:`send_reports`):
+        until then nothing outside could have changed, so the status misses nothing it could act on.
+        """
+        report = MovementReport(
+            movement=self.movement,
+            round=self.state.round,
+            at=workflow.now(),
+            **parts,  # type: ignore[arg-type]
+        )
+        if workflow.patched(BATCHED_REPORTS):
+            self.unsent.append(report)
+            return
+        report.at = None  # release 1 sent no time: the negotiation used its own clock
         await workflow.get_external_workflow_handle(self.negotiation_id).signal(
             REPORT_SIGNAL, report
         )
+
+    async def send_reports(self) -> None:
+        """Send the reports gathered since the last wait, in one signal."""
+        if self.sending:  # one batch at a time, so the negotiation folds them in order
+            await workflow.wait_condition(lambda: not self.sending)
+        if not self.unsent:
+            return
+        batch, self.unsent = MovementReports(reports=self.unsent), []
+        self.sending = True
+        try:
+            await workflow.get_external_workflow_handle(self.negotiation_id).signal(
+                REPORTS_SIGNAL, batch
+            )
+        finally:
+            self.sending = False
 
     async def reject(self, message_id: str | None, kind: str, reason: str) -> None:
         """Record a message that cannot be used, with the reason."""
@@ -147,8 +184,9 @@ class MovementPlayer:
         )
 
     def leftover(self) -> ScoreState:
-        """The state to hand back: unprocessed messages return to the negotiation."""
+        """The state to hand back: unprocessed messages and unsent reports return to the negotiation."""
         self.state.inbox = self.inbox
+        self.state.reports, self.unsent = self.unsent, []
         return self.state
 
     # --- time -------------------------------------------------------------------------------
@@ -160,6 +198,9 @@ class MovementPlayer:
         remaining = self.state.request.mandate.deadline - workflow.now()
         if remaining <= timedelta(0):
             raise Expired()
+        await self.send_reports()
+        if ready():  # a message may have arrived while the reports went out
+            return
         try:
             await workflow.wait_condition(ready, timeout=remaining, timeout_summary=summary)
         except TimeoutError:
@@ -175,6 +216,9 @@ class MovementPlayer:
         deadline = self.state.request.mandate.deadline
         if at >= deadline:
             await self.until(ready, summary)
+            return True
+        await self.send_reports()
+        if ready():
             return True
         try:
             await workflow.wait_condition(
@@ -204,8 +248,13 @@ class MovementPlayer:
         return offer
 
     async def notify(self, key: str, kind: str, to: Sequence[str], subject: str, body: str) -> None:
-        """Send a notification once; a failure is reported on the timeline, not raised."""
-        failure = await send_once(self.negotiation_id, key, kind, to, subject, body)
+        """Send a notification once; a failure is reported on the timeline, not raised.
+
+        The reports gathered so far go out meanwhile: one task of this workflow serves both.
+        """
+        failure, _ = await asyncio.gather(
+            send_once(self.negotiation_id, key, kind, to, subject, body), self.send_reports()
+        )
         if failure is not None:
             await self.report(timeline=[f"{kind} notification could not be delivered ({failure})"])
 
@@ -245,6 +294,7 @@ class MovementPlayer:
 
     async def review_legal(self, offer: Offer, summary: str) -> LegalFindings:
         """Legal review; when it cannot run, counsel decides in person."""
+        await self.send_reports()  # a review may take long: the status shows what it is about
         try:
             found: LegalFindings = await workflow.execute_activity(
                 legal_review, self._review_input(offer), summary=summary, **REVIEW
@@ -260,6 +310,7 @@ class MovementPlayer:
 
     async def review_finance(self, offer: Offer, summary: str) -> FinanceFindings:
         """Finance approval; when it cannot run, finance approves in person."""
+        await self.send_reports()
         try:
             found: FinanceFindings = await workflow.execute_activity(
                 finance_approval, self._review_input(offer), summary=summary, **REVIEW
@@ -380,6 +431,8 @@ class MovementPlayer:
     async def _notify_approvers(
         self, requests: Sequence[DecisionRequest], offer: Offer, suffix: str = ""
     ) -> None:
+        # People may answer as soon as they read this: the negotiation must know the requests first.
+        await self.send_reports()
         req = self.state.request
         sends = []
         for dr in requests:

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         PendingDecision,
         PlaybookName,
+        ReceivedMessage,
         RejectedMessage,
         RetrospectiveAnswer,
         RetrospectiveEntry,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from negotiation.policy import Policy, requirements_for
     from negotiation.terms import Party
+    from workflows import metrics
     from workflows import search_attributes as sa
     from workflows.closure import ClosureMovement
     from workflows.development import DevelopmentMovement
@@ -53,8 +55,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.protocol import (
         DELIVER_SIGNAL,
         REPORT_SIGNAL,
+        REPORTS_SIGNAL,
         Envelope,
         MovementReport,
+        MovementReports,
         ScoreState,
     )
 
@@ -76,6 +80,11 @@ _SUMMARIES = {
 
 def _kind(envelope: Envelope) -> str:
     return "counterparty" if envelope.counterparty is not None else "decision"
+
+
+def _label(playbook: PlaybookName | None) -> str:
+    """A playbook as a metric label: ``none`` before preparation chose one."""
+    return playbook.value if playbook is not None else "none"
 
 
 def _explain(err: ValidationError) -> str:
@@ -132,6 +141,7 @@ class NegotiationWorkflow:
                 ),
                 (sa.PLAYBOOK, state.playbook.value if state.playbook else None),
             )
+            metrics.negotiation_started(_label(state.playbook), request.deal_type.value)
             state = await self._play(OpeningMovement, state)
             if state.outcome is None and state.agreed is None:
                 state = await self._play(DevelopmentMovement, state)
@@ -167,6 +177,9 @@ class NegotiationWorkflow:
             return
         self._stop_counterparty_clock(workflow.now())
         self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
+        self._status.last_received = ReceivedMessage(
+            message_id=response.message_id, kind="counterparty_response", at=workflow.now()
+        )
         self._refresh()
 
     @workflow.signal
@@ -239,8 +252,17 @@ class NegotiationWorkflow:
 
     @workflow.signal(name=REPORT_SIGNAL)
     def movement_report(self, report: MovementReport) -> None:
-        """Fold a movement's report into the status."""
-        now = workflow.now()
+        """Fold a movement's report into the status (movements of release 1 send them one by one)."""
+        self._fold(report)
+
+    @workflow.signal(name=REPORTS_SIGNAL)
+    def movement_reports(self, batch: MovementReports) -> None:
+        """Fold a movement's batch of reports into the status, oldest first."""
+        for report in batch.reports:
+            self._fold(report)
+
+    def _fold(self, report: MovementReport) -> None:
+        now = report.at or workflow.now()
         status = self._status
         if report.playbook is not None:
             status.playbook = report.playbook
@@ -260,11 +282,13 @@ class NegotiationWorkflow:
         for record in report.decided:
             self._pending.pop(record.request_id, None)
             self._decided[record.request_id] = record
-            status.decisions.append(record)
+            self._record_decision(record)
         status.reviews.extend(report.reviews)
         status.rejected_messages.extend(report.rejected)
         status.reminders.extend(report.reminders)
         status.escalations.extend(report.escalations)
+        for escalation in report.escalations:
+            metrics.escalated(escalation.from_role.value, escalation.to_role.value)
         status.touchpoints.extend(report.touchpoints)
         if report.awaiting_counterparty and self._counterparty_since is None:
             self._counterparty_since = now
@@ -298,6 +322,9 @@ class NegotiationWorkflow:
             raise
         self._inbox[0:0] = result.inbox
         result.inbox = []
+        for report in result.reports:  # made after the movement last waited
+            self._fold(report)
+        result.reports = []
         self._leave(movement)
         return result
 
@@ -355,9 +382,19 @@ class NegotiationWorkflow:
             workflow.now(),
         )
 
+    def _record_decision(self, record: DecisionRecord) -> None:
+        """Add a decision to the audit trail; the movement's record replaces the one taken at receipt."""
+        decisions = self._status.decisions
+        for i, known in enumerate(decisions):
+            if (known.request_id, known.message_id) == (record.request_id, record.message_id):
+                decisions[i] = record
+                return
+        decisions.append(record)
+
     def _accept(self, decision: HumanDecision) -> DecisionReceipt:
         now = workflow.now()
         request = self._pending.pop(decision.request_id)
+        metrics.decision_waited(now - request.created_at, request.role.value, request.kind.value)
         card = self._request.participant(decision.approver)
         in_own_right = (
             card is not None
@@ -372,7 +409,10 @@ class NegotiationWorkflow:
         decider = delegator or card
         authority = decider.authority_limit if decider else Decimal(0)
         self._seen.add(decision.message_id)
-        self._decided[request.request_id] = DecisionRecord(
+        self._status.last_received = ReceivedMessage(
+            message_id=decision.message_id, kind="human_decision", at=now
+        )
+        self._decided[request.request_id] = record = DecisionRecord(
             request_id=request.request_id,
             kind=request.kind,
             role=request.role,
@@ -385,6 +425,7 @@ class NegotiationWorkflow:
             message_id=decision.message_id,
             acting_for=delegator.name if delegator else None,
         )
+        self._record_decision(record)  # the audit trail shows it with the receipt
         self._inbox.append(
             Envelope(
                 decision=decision,
@@ -416,7 +457,7 @@ class NegotiationWorkflow:
             )
         )
         workflow.logger.info(
-            "message rejected", extra={"kind": kind, "negotiation": self._request.negotiation_id}
+            "message rejected", extra={"kind": kind, "movement": self._status.movement.value}
         )
 
     # --- what operators see -------------------------------------------------------------------------
@@ -615,6 +656,9 @@ class NegotiationWorkflow:
         self._stop_counterparty_clock(now)
         self._upsert((sa.OUTCOME, outcome.value))
         self._refresh()
+        metrics.negotiation_closed(
+            outcome.value, _label(status.playbook), self._request.deal_type.value, state.round
+        )
 
     async def _result(self, state: ScoreState) -> NegotiationResult:
         status = self._status

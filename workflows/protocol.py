@@ -36,8 +36,10 @@ from negotiation.terms import Offer, Terms
 
 #: Signal a movement receives forwarded messages on.
 DELIVER_SIGNAL = "deliver"
-#: Signal the negotiation receives movement reports on.
+#: Signal the negotiation receives movement reports on, one at a time (movements of release 1).
 REPORT_SIGNAL = "movement_report"
+#: Signal the negotiation receives batches of movement reports on.
+REPORTS_SIGNAL = "movement_reports"
 
 
 class Envelope(BaseModel):
@@ -81,6 +83,18 @@ class MovementReport(BaseModel):
     awaiting_counterparty: bool = Field(
         default=False, description="We just handed the ball to the counterparty."
     )
+    at: datetime | None = Field(
+        default=None, description="When the movement made the report (batched reports arrive later)."
+    )
+
+
+class MovementReports(BaseModel):
+    """Reports a movement gathered since it last waited, sent in one signal, oldest first.
+
+    One signal per wait instead of one per step: each signal costs both workflows a task.
+    """
+
+    reports: list[MovementReport] = Field(default_factory=list)
 
 
 class Approval(BaseModel):
@@ -137,6 +151,10 @@ class ScoreState(BaseModel):
     history_budget: int = Field(
         default=2_000, description="Events after which development continues-as-new with its state."
     )
+    reports: list[MovementReport] = Field(
+        default_factory=list,
+        description="Reports not yet sent when the movement ended or continued-as-new.",
+    )
 
     def close(self, outcome: Outcome, reason: str) -> None:
         """End the negotiation with ``outcome``."""
@@ -147,9 +165,11 @@ class ScoreState(BaseModel):
 # Re-exported so movement modules import their vocabulary from one place.
 __all__ = [
     "DELIVER_SIGNAL",
+    "REPORTS_SIGNAL",
     "REPORT_SIGNAL",
     "Envelope",
     "MovementReport",
+    "MovementReports",
     "ScoreState",
     "TimelineEvent",
 ]

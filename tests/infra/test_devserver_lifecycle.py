@@ -18,11 +18,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from google.protobuf.duration_pb2 import Duration
 from temporalio import workflow
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -128,16 +127,18 @@ async def test_second_server_on_the_same_data_folder_is_refused(server):
         await start(same_folder)
 
 
-async def test_compose_registration_script_registers_each_attribute_once(server):
+async def test_compose_setup_script_creates_the_namespace_and_registers_each_attribute_once(
+    server,
+):
     namespace = f"compose-{uuid.uuid4().hex[:8]}"
-    await server.client.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
-        )
-    )
     pairs = " ".join(f"{k.name}={CLI_TYPES[k.indexed_value_type.name]}" for k in ALL)
-    first = await run_registration(server, namespace, pairs)
+    first = await run_registration(server, namespace, pairs, retention="720h")
     assert first.returncode == 0, first.stderr
+    assert f"created namespace {namespace}" in first.stdout
+    described = await server.client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    assert described.config.workflow_execution_retention_ttl.ToSeconds() == 720 * 3600
     assert registered_subset(await registered(server.client, namespace), expected())
     again = await run_registration(server, namespace, pairs)
     assert again.returncode == 0, again.stderr
@@ -149,7 +150,7 @@ async def test_compose_registration_script_registers_each_attribute_once(server)
 
 
 async def run_registration(
-    server: DevServer, namespace: str, pairs: str
+    server: DevServer, namespace: str, pairs: str, retention: str = ""
 ) -> subprocess.CompletedProcess[str]:
     temporal_dir = str(find_executable("temporal").parent)
     env = {
@@ -158,6 +159,7 @@ async def run_registration(
         "TEMPORAL_ADDRESS": server.settings.address,
         "FITNEST_NAMESPACE": namespace,
         "FITNEST_SEARCH_ATTRIBUTES": pairs,
+        "FITNEST_NAMESPACE_RETENTION": retention,
     }
     script = ROOT / "deploy" / "register-search-attributes.sh"
     return await asyncio.to_thread(

@@ -1,6 +1,6 @@
 """The playbook paths once more with the worker's workflow cache off: every workflow task replays.
 
-With ``workflow_cache_size=0`` the worker keeps no workflow in memory, so each task rebuilds the
+With ``max_cached_workflows=0`` the worker keeps no workflow in memory, so each task rebuilds the
 workflow from its whole history. Any nondeterminism (a command that depends on something other
 than the history) fails here even when the cached runs pass.
 """
@@ -37,7 +37,7 @@ async def play(
 async def test_every_playbook_path_reaches_its_outcome_with_the_workflow_cache_off(
     dev_env: WorkflowEnvironment, tmp_path
 ):
-    settings = worker_settings(tmp_path, workflow_cache_size=0)
+    settings = worker_settings(tmp_path, max_cached_workflows=0)
     task_queue = f"nocache-{uuid.uuid4().hex[:8]}"
     worker = build_worker(dev_env.client, settings, task_queue=task_queue)
     assert worker.config()["max_cached_workflows"] == 0

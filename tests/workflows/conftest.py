@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from negotiation.models import Movement, NegotiationRequest
+from negotiation.models import NegotiationRequest
 from starters import client as api
 from tests.workflows.harness import Negotiation
 from workers.settings import Settings
@@ -47,33 +44,8 @@ async def start(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[St
             request = NegotiationRequest.model_validate(data)
         receipt = await api.start_negotiation(ts_env.client, request, task_queue=task_queue)
         assert receipt.started
-        started.append(request.negotiation_id)
         return Negotiation(ts_env.client, request, settings.outbox_dir or tmp_path, ts_env)
 
-    started: list[str] = []
     async with build_worker(ts_env.client, settings, task_queue=task_queue):
         yield starter
-        # The time-skipping server skips time only when no workflow anywhere has work outstanding:
-        # a negotiation left open without its worker would stall every later test's clock.
-        # The test server does not apply parent-close policies, so movements are ended one by one,
-        # and only once their activities are done: an activity cut off mid-flight locks its clock.
-        for negotiation_id in started:
-            for workflow_id in [negotiation_id, *(f"{negotiation_id}/{m.value}" for m in Movement)]:
-                await _end_quietly(ts_env.client.get_workflow_handle(workflow_id))
-
-
-async def _end_quietly(handle: WorkflowHandle) -> None:
-    for _ in range(400):
-        try:
-            desc = await handle.describe()
-        except RPCError:
-            return  # this movement never played
-        if desc.status != WorkflowExecutionStatus.RUNNING:
-            return
-        if not desc.raw_description.pending_activities:
-            break
-        await asyncio.sleep(0.05)
-    try:
-        await handle.terminate(reason="test finished")
-    except RPCError:
-        return  # it completed between the describe and the terminate
+    # Whatever the test left open ends with its own time-skipping server (see ts_env).

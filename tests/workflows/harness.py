@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from negotiation.models import (
 )
 from negotiation.terms import Terms
 from starters import client as api
+from starters.sample import renewal_request
 
 _ids = itertools.count(1)
 
@@ -35,58 +35,8 @@ _ids = itertools.count(1)
 def make_request(
     playbook: str | None = "automated", *, now: datetime | None = None, **overrides: Any
 ) -> NegotiationRequest:
-    """A renewal worth 60k EUR (target) with a 48k walk-away, a full team, a 90-day deadline."""
-    now = now or datetime.now(UTC)
-    data: dict[str, Any] = {
-        "negotiation_id": f"t-{uuid.uuid4().hex[:12]}",
-        "deal_type": "renewal",
-        "counterparty": {"name": "Northwind Traders", "email": "buyer@northwind.example"},
-        "currency": "EUR",
-        "opening_terms": {
-            "total_contract_value": "60000",
-            "discount_pct": "0",
-            "payment_days": 30,
-            "term_months": 24,
-            "liability_cap_multiple": "1",
-        },
-        "mandate": {
-            "total_contract_value": {"target": "60000", "walk_away": "48000"},
-            "discount_pct": {"target": "0", "walk_away": "12"},
-            "payment_days": {"target": "30", "walk_away": "60"},
-            "max_rounds": 6,
-            "deadline": (now + timedelta(days=90)).isoformat(),
-        },
-        "participants": [
-            {
-                "name": "ana",
-                "role": "deal_owner",
-                "authority_limit": "100000",
-                "email": "ana@fitnest.example",
-            },
-            {"name": "lee", "role": "legal", "email": "lee@fitnest.example"},
-            {
-                "name": "fay",
-                "role": "finance",
-                "authority_limit": "1000000",
-                "email": "fay@fitnest.example",
-            },
-            {
-                "name": "eve",
-                "role": "executive",
-                "authority_limit": "10000000",
-                "email": "eve@fitnest.example",
-            },
-            {"name": "ivo", "role": "implementation", "email": "ivo@fitnest.example"},
-        ],
-        "playbook": playbook,
-    }
-    for key, value in overrides.items():
-        target = data
-        *path, last = key.split("__")
-        for part in path:
-            target = target[part]
-        target[last] = value
-    return NegotiationRequest.model_validate(data)
+    """The sample renewal (:func:`starters.sample.renewal_request`) with a fresh test id."""
+    return renewal_request(playbook, now=now, **overrides)
 
 
 def terms(
@@ -216,6 +166,17 @@ class Negotiation:
                 if "No completion event found" not in str(err) or attempt == 3:
                     raise
         raise AssertionError("unreachable")
+
+    async def mail_containing(self, text: str, timeout: float = 20.0) -> str:
+        """Wait for a notification in the outbox that contains ``text``."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            found = [m for m in self.mail() if text in m]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no notification containing {text!r} in {self.outbox}")
 
     def mail(self) -> list[str]:
         """Notification files in the outbox, as text."""

@@ -195,3 +195,27 @@ async def test_starting_the_same_negotiation_twice_starts_one(start, ts_env):
     assert not again.started
     s = await n.until(lambda s: s.our_terms is not None)  # the first negotiation plays on
     assert s.movement == Movement.OPENING and s.our_terms.version == 1
+
+
+async def test_the_status_acknowledges_each_message_as_soon_as_it_arrives(start):
+    n, pending = await _conductor_waiting_for_owner(start)
+    s = await n.status()
+    assert s.last_received is not None and s.last_received.kind == "counterparty_response"
+    receipt = await n.decide(pending.request_id, "ana", "reject", message_id="hd-ack")
+    s = await n.status()
+    assert s.last_received is not None
+    assert (s.last_received.message_id, s.last_received.kind) == ("hd-ack", "human_decision")
+    assert s.last_received.at == receipt.recorded_at
+    # A message the closed negotiation refuses is no receipt: it is recorded as rejected instead.
+    await n.until(lambda s: s.outcome is not None)
+    late = {
+        "message_id": "cp-late",
+        "sequence": 9,
+        "action": "counter",
+        "terms": terms(50000).model_dump(mode="json"),
+    }
+    # Past the client's own check, as a raw signal would arrive.
+    await n.client.get_workflow_handle(n.id).signal("counterparty_response", late)
+    s = await n.until(lambda s: any(r.message_id == "cp-late" for r in s.rejected_messages))
+    assert "closed" in s.rejected_messages[-1].reason
+    assert s.last_received is not None and s.last_received.message_id == "hd-ack"

@@ -1,0 +1,188 @@
+"""The JSON API against a real worker and dev server: each endpoint, and each error as a problem."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.ui.conftest import UiServer, counter_within, demo_request, eventually
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+async def started_with_counter(ui_server: UiServer, tag: str) -> str:
+    """A demo negotiation, started and countered through the API, waiting for its deal owner."""
+    request = demo_request(tag)
+    async with ui_server.api() as api:
+        started = await api.post("/api/v1/negotiations", json=request.model_dump(mode="json"))
+        assert started.status_code == 201, started.text
+        nid = request.negotiation_id
+
+        async def awaiting_offer() -> bool:
+            status = (await api.get(f"/api/v1/negotiations/{nid}")).json()
+            return status["our_terms"] is not None
+
+        await eventually(awaiting_offer)
+        sent = await api.post(f"/api/v1/negotiations/{nid}/responses", json=counter_within())
+        assert sent.status_code == 202, sent.text
+
+        async def pending() -> bool:
+            status = (await api.get(f"/api/v1/negotiations/{nid}")).json()
+            return bool(status["pending_decisions"])
+
+        await eventually(pending)
+    return nid
+
+
+async def test_api_without_a_key_or_with_a_wrong_one_answers_401_problem(ui_server: UiServer):
+    for key in (None, "backend-test.wrong", "nobody.s3cret-key"):
+        async with ui_server.api(key) as api:
+            reply = await api.get("/api/v1/negotiations")
+        assert reply.status_code == 401
+        assert reply.headers["content-type"] == PROBLEM
+        problem = reply.json()
+        assert problem["type"] == "/problems/unauthenticated" and problem["status"] == 401
+        assert "API key" in problem["detail"]
+        assert reply.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_start_answers_201_then_409_when_the_same_id_starts_again(ui_server: UiServer):
+    request = demo_request("start")
+    async with ui_server.api() as api:
+        first = await api.post("/api/v1/negotiations", json=request.model_dump(mode="json"))
+        again = await api.post("/api/v1/negotiations", json=request.model_dump(mode="json"))
+    assert first.status_code == 201
+    assert first.json()["started"] is True
+    assert first.headers["location"] == f"/api/v1/negotiations/{request.negotiation_id}"
+    assert again.status_code == 409
+    assert again.headers["content-type"] == PROBLEM
+    assert again.json()["type"] == "/problems/already-started"
+
+
+async def test_invalid_start_request_answers_422_naming_every_field(ui_server: UiServer):
+    body = demo_request("bad").model_dump(mode="json")
+    body["currency"] = "euro"
+    del body["mandate"]["deadline"]
+    async with ui_server.api() as api:
+        reply = await api.post("/api/v1/negotiations", json=body)
+        not_json = await api.post(
+            "/api/v1/negotiations", content=b"{", headers={"content-type": "application/json"}
+        )
+    assert reply.status_code == 422
+    assert reply.headers["content-type"] == PROBLEM
+    fields = {e["field"] for e in reply.json()["errors"]}
+    assert {"body.currency", "body.mandate.deadline"} <= fields
+    assert "body.currency" in reply.json()["detail"]
+    assert not_json.status_code == 422 and not_json.json()["type"] == "/problems/validation"
+
+
+async def test_a_deadline_already_past_answers_422(ui_server: UiServer):
+    body = demo_request("past").model_dump(mode="json")
+    body["mandate"]["deadline"] = "2020-01-01T00:00:00Z"
+    async with ui_server.api() as api:
+        reply = await api.post("/api/v1/negotiations", json=body)
+    assert reply.status_code == 422
+    assert "already past" in reply.json()["detail"]
+
+
+async def test_status_of_an_unknown_negotiation_answers_404_problem(ui_server: UiServer):
+    async with ui_server.api() as api:
+        reply = await api.get("/api/v1/negotiations/no-such-negotiation")
+        respond = await api.post(
+            "/api/v1/negotiations/no-such-negotiation/responses", json=counter_within()
+        )
+    assert reply.status_code == 404 and reply.headers["content-type"] == PROBLEM
+    assert "no-such-negotiation" in reply.json()["detail"]
+    assert respond.status_code == 404
+    async with ui_server.api() as api:
+        nowhere = await api.get("/api/v1/nowhere")
+    assert nowhere.status_code == 404 and nowhere.headers["content-type"] == PROBLEM
+
+
+async def test_response_is_delivered_and_the_decision_shows_as_pending(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "pending")
+    async with ui_server.api() as api:
+        status = (await api.get(f"/api/v1/negotiations/{nid}")).json()
+        assert status["their_terms"]["terms"]["total_contract_value"] == "50000.00"
+
+        async def listed() -> list[dict[str, object]]:
+            reply = await api.get("/api/v1/decisions/pending", params={"role": "deal_owner"})
+            assert reply.status_code == 200
+            return [p for p in reply.json()["pending"] if p["negotiation_id"] == nid]
+
+        [item] = await eventually(listed)
+        other_role = await api.get("/api/v1/decisions/pending", params={"role": "legal"})
+    assert item["decision"]["kind"] == "counteroffer"
+    assert item["decision"]["role"] == "deal_owner"
+    assert item["counterparty"] == "Northwind Traders"
+    assert nid not in {p["negotiation_id"] for p in other_role.json()["pending"]}
+
+
+async def test_invalid_response_answers_422_and_a_closed_negotiation_409(ui_server: UiServer):
+    request = demo_request("closed")
+    async with ui_server.api() as api:
+        await api.post("/api/v1/negotiations", json=request.model_dump(mode="json"))
+        nid = request.negotiation_id
+        invalid = await api.post(
+            f"/api/v1/negotiations/{nid}/responses",
+            json={"message_id": "x", "sequence": 1, "action": "counter"},
+        )
+        reject = {"message_id": f"r-{uuid.uuid4().hex[:6]}", "sequence": 1, "action": "reject"}
+        assert (
+            await api.post(f"/api/v1/negotiations/{nid}/responses", json=reject)
+        ).status_code == 202
+
+        async def closed() -> bool:
+            return (await api.get(f"/api/v1/negotiations/{nid}")).json()["outcome"] is not None
+
+        await eventually(closed)
+        again = await api.post(
+            f"/api/v1/negotiations/{nid}/responses", json={**reject, "message_id": "late"}
+        )
+    assert invalid.status_code == 422
+    assert "terms" in invalid.json()["detail"]
+    assert again.status_code == 409 and again.json()["type"] == "/problems/closed"
+    assert "closed" in again.json()["detail"]
+
+
+async def test_list_filters_by_counterparty_and_refuses_unknown_playbook(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "list")
+    async with ui_server.api() as api:
+
+        async def listed() -> bool:
+            reply = await api.get(
+                "/api/v1/negotiations",
+                params={"counterparty": "Northwind Traders", "awaiting": "deal_owner"},
+            )
+            return nid in {n["negotiation_id"] for n in reply.json()["negotiations"]}
+
+        await eventually(listed)
+        nobody = await api.get("/api/v1/negotiations", params={"counterparty": "Nobody Ltd"})
+        bad = await api.get("/api/v1/negotiations", params={"playbook": "freestyle"})
+        quoted = await api.get("/api/v1/negotiations", params={"counterparty": "x' OR 1=1"})
+    assert nobody.json()["negotiations"] == []
+    assert bad.status_code == 422 and "freestyle" in bad.json()["detail"]
+    assert quoted.status_code == 422 and "quotes" in quoted.json()["detail"]
+
+
+async def test_openapi_document_and_docs_page_are_served_without_a_cdn(ui_server: UiServer):
+    async with ui_server.http() as http:
+        schema = (await http.get("/openapi.json")).json()
+        docs = await http.get("/docs")
+    paths = schema["paths"]
+    assert {
+        "/api/v1/negotiations",
+        "/api/v1/negotiations/{negotiation_id}",
+        "/api/v1/negotiations/{negotiation_id}/responses",
+        "/api/v1/decisions/pending",
+    } <= set(paths)
+    assert (
+        "application/problem+json"
+        in paths["/api/v1/negotiations"]["post"]["responses"]["409"]["content"]
+    )
+    assert docs.status_code == 200
+    assert "/api/v1/decisions/pending" in docs.text
+    assert "cdn" not in docs.text.lower()

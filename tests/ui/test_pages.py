@@ -1,0 +1,147 @@
+"""The approver pages over HTTP: sessions, CSRF, role and authority at the edge, audit, the inbox's cost."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.ui.conftest import UiServer, csrf_of, eventually, sign_in
+from tests.ui.test_api import started_with_counter
+from ui.inbox import InboxFilters, InboxItem, inbox_page
+from ui.negotiations import RequestCache
+
+pytestmark = pytest.mark.integration
+
+
+async def _decision_form(ui_server: UiServer, http, nid: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    page = await http.get(f"/negotiations/{nid}")
+    assert page.status_code == 200, page.text
+    fields = dict(
+        re.findall(r'name="(csrf|request_id|terms_version|message_id)" value="([^"]*)"', page.text)
+    )
+    return fields
+
+
+def _audit(ui_server: UiServer) -> list[dict[str, object]]:
+    path = ui_server.settings.ui_audit_log
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_pages_without_a_session_answer_401_with_the_sign_in_form(ui_server: UiServer):
+    async with ui_server.http() as http:
+        for path in ("/", "/negotiations/anything", "/kpis"):
+            reply = await http.get(path)
+            assert reply.status_code == 401
+            assert 'action="/login"' in reply.text
+        wrong = await sign_in(http, "ana", "not the password")
+        unknown = await sign_in(http, "mallory", "whatever")
+    assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    assert unknown.status_code == 401
+
+
+async def test_a_form_without_the_session_csrf_token_is_refused(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "csrf")
+    async with ui_server.http() as http:
+        assert (await sign_in(http, "ana")).status_code == 303
+        form = await _decision_form(ui_server, http, nid)
+        reply = await http.post(
+            f"/negotiations/{nid}/decisions", data={**form, "csrf": "forged", "verdict": "approve"}
+        )
+        login_without = await http.post("/login", data={"username": "ana", "password": "x"})
+    assert reply.status_code == 403 and "did not come from this site" in reply.text
+    assert login_without.status_code == 403
+    [attempt] = [a for a in _audit(ui_server) if a["negotiation_id"] == nid]
+    assert (
+        attempt["outcome"] == "refused_by_ui" and "did not come from this site" in attempt["reason"]
+    )
+
+
+async def test_a_decision_outside_the_role_is_refused_403_and_audited(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "role")
+    async with ui_server.http() as ana, ui_server.http() as lee:
+        await sign_in(ana, "ana")
+        form = await _decision_form(ui_server, ana, nid)
+        await sign_in(lee, "lee")
+        lee_page = await lee.get(f"/negotiations/{nid}")
+        # Lee posts the request id with his own session's token; identity comes from the session.
+        reply = await lee.post(
+            f"/negotiations/{nid}/decisions",
+            data={**form, "csrf": csrf_of(lee_page.text), "verdict": "approve", "approver": "ana"},
+        )
+    assert reply.status_code == 403
+    assert "needs the role deal_owner; you hold legal" in reply.text
+    [attempt] = [a for a in _audit(ui_server) if a["negotiation_id"] == nid]
+    assert attempt["participant"] == "lee" and attempt["outcome"] == "refused_by_ui"
+    assert "Not recorded" in reply.text and "refused by ui" in reply.text
+
+
+async def test_someone_elses_negotiation_is_forbidden(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "other")
+    async with ui_server.http() as zed:
+        await sign_in(zed, "zed")
+        page = await zed.get(f"/negotiations/{nid}")
+        inbox = await zed.get("/")
+    assert page.status_code == 403 and "not a participant" in page.text
+    assert nid not in inbox.text  # zed holds deal_owner, but not on this negotiation
+
+
+async def test_approval_is_recorded_and_a_repeat_shows_the_workflows_reason(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "approve")
+    async with ui_server.http() as ana:
+        await sign_in(ana, "ana")
+        form = await _decision_form(ui_server, ana, nid)
+        done = await ana.post(f"/negotiations/{nid}/decisions", data={**form, "verdict": "approve"})
+        assert done.status_code == 303
+        page = await ana.get(done.headers["location"])
+        assert "Recorded: ana approved request" in page.text
+        again = await ana.post(
+            f"/negotiations/{nid}/decisions",
+            data={**form, "verdict": "approve", "message_id": form["message_id"] + "-again"},
+        )
+    assert again.status_code == 409
+    assert "already decided (approve by ana)" in again.text
+    outcomes = [a["outcome"] for a in _audit(ui_server) if a["negotiation_id"] == nid]
+    assert outcomes == ["accepted", "refused_by_workflow"]
+
+
+async def test_inbox_page_queries_only_the_negotiations_it_shows(ui_server: UiServer):
+    ids = {await started_with_counter(ui_server, f"page{i}") for i in range(3)}
+    client = ui_server.env.client
+    requests = RequestCache(client)
+    filters = InboxFilters(
+        roles=["deal_owner"], counterparty="Northwind Traders", task_queue=ui_server.task_queue
+    )
+
+    def anyone(pending, _request, _status):  # type: ignore[no-untyped-def]
+        return InboxItem(pending=pending)
+
+    async def three_listed() -> bool:
+        page = await inbox_page(client, requests, filters, anyone, page_size=100)
+        return ids <= {r.negotiation_id for r in page.rows}
+
+    await eventually(three_listed)
+    first = await inbox_page(client, requests, filters, anyone, page_size=2)
+    assert first.status_queries == 2 and len(first.rows) == 2
+    assert first.next_token is not None
+    second = await inbox_page(
+        client, requests, filters, anyone, page_size=2, token=first.next_token
+    )
+    assert second.status_queries == len(second.rows) <= 2
+    assert not {r.negotiation_id for r in first.rows} & {r.negotiation_id for r in second.rows}
+
+
+async def test_revised_terms_that_are_not_terms_are_refused_422_with_the_field(ui_server: UiServer):
+    nid = await started_with_counter(ui_server, "badterms")
+    async with ui_server.http() as ana:
+        await sign_in(ana, "ana")
+        form = await _decision_form(ui_server, ana, nid)
+        reply = await ana.post(
+            f"/negotiations/{nid}/decisions",
+            data={**form, "verdict": "revise", "terms.total_contract_value": "lots"},
+        )
+    assert reply.status_code == 422
+    assert "the decision is not valid: total_contract_value" in reply.text
+    [attempt] = [a for a in _audit(ui_server) if a["negotiation_id"] == nid]
+    assert attempt["outcome"] == "refused_by_ui" and attempt["verdict"] == "revise"

@@ -1,0 +1,180 @@
+"""The JSON API for backend systems: start, respond, read, list, pending decisions.
+
+Authenticated by API key (``Authorization: Bearer <key id>.<secret>``); every error is an RFC 9457
+problem. The same client functions as the ``fitnest`` command do the work (``starters.client``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from negotiation.models import (
+    CounterpartyResponse,
+    NegotiationRequest,
+    NegotiationStatus,
+    PendingDecision,
+    Role,
+)
+from starters.client import (
+    NegotiationClosed,
+    NegotiationNotFound,
+    NegotiationSummary,
+    StartReceipt,
+    get_status,
+    list_negotiations,
+    send_response,
+    start_negotiation,
+)
+from ui.directory import ApiKey
+from ui.inbox import InboxFilterError, InboxFilters, InboxItem, inbox_page
+from ui.problems import PROBLEM_RESPONSES, ProblemError
+from ui.security import api_client
+
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["negotiations"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[Depends(api_client)],
+)
+
+Caller = Annotated[ApiKey, Depends(api_client)]
+
+
+class ResponseAccepted(BaseModel):
+    """A counterparty response was delivered; the negotiation takes it when its movement is ready."""
+
+    negotiation_id: str
+    message_id: str
+    delivered: bool = True
+
+
+class NegotiationList(BaseModel):
+    """Negotiations from the visibility store, newest first."""
+
+    negotiations: list[NegotiationSummary]
+
+
+class PendingItem(BaseModel):
+    """A decision request waiting for a person, with its negotiation."""
+
+    negotiation_id: str
+    counterparty: str | None
+    playbook: str | None
+    decision: PendingDecision
+
+
+class PendingList(BaseModel):
+    """A page of pending decisions; ask again with ``page_token`` for the next."""
+
+    pending: list[PendingItem]
+    next_page_token: str | None = Field(description="Give as page_token for the next page.")
+
+
+@router.post("/negotiations", status_code=201, response_model=StartReceipt)
+async def start(body: NegotiationRequest, request: Request, response: Response) -> StartReceipt:
+    """Start a negotiation. Starting an id that exists already answers 409 and starts nothing."""
+    state = request.app.state
+    try:
+        receipt = await start_negotiation(state.client, body, task_queue=state.settings.task_queue)
+    except ValueError as err:  # a deadline already past
+        raise ProblemError(422, "validation", str(err)) from err
+    if not receipt.started:
+        raise ProblemError(
+            409, "already-started", f"negotiation {body.negotiation_id} was started already"
+        )
+    response.headers["Location"] = f"/api/v1/negotiations/{body.negotiation_id}"
+    return receipt
+
+
+@router.get("/negotiations", response_model=NegotiationList)
+async def list_all(
+    request: Request,
+    playbook: str | None = None,
+    counterparty: str | None = None,
+    awaiting: Role | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> NegotiationList:
+    """Negotiations, newest first, filtered by playbook, counterparty or the role they await."""
+    filters = InboxFilters(
+        roles=[awaiting.value] if awaiting else [],
+        playbook=playbook,
+        counterparty=counterparty,
+        task_queue=request.app.state.settings.task_queue,
+    )
+    try:
+        conditions = filters.conditions()
+    except InboxFilterError as err:
+        raise ProblemError(422, "validation", str(err)) from err
+    found = await list_negotiations(
+        request.app.state.client, " AND ".join(conditions) or None, limit=limit
+    )
+    return NegotiationList(negotiations=found)
+
+
+@router.get("/negotiations/{negotiation_id}", response_model=NegotiationStatus)
+async def read(negotiation_id: str, request: Request) -> NegotiationStatus:
+    """A negotiation's status, open or closed."""
+    try:
+        return await get_status(request.app.state.client, negotiation_id)
+    except NegotiationNotFound as err:
+        raise ProblemError(404, "not-found", str(err)) from err
+
+
+@router.post(
+    "/negotiations/{negotiation_id}/responses", status_code=202, response_model=ResponseAccepted
+)
+async def respond(
+    negotiation_id: str, body: CounterpartyResponse, request: Request
+) -> ResponseAccepted:
+    """Deliver a counterparty response; 409 once the negotiation has an outcome."""
+    try:
+        await send_response(request.app.state.client, negotiation_id, body)
+    except NegotiationNotFound as err:
+        raise ProblemError(404, "not-found", str(err)) from err
+    except NegotiationClosed as err:
+        raise ProblemError(409, "closed", str(err)) from err
+    return ResponseAccepted(negotiation_id=negotiation_id, message_id=body.message_id)
+
+
+@router.get("/decisions/pending", response_model=PendingList)
+async def pending(
+    request: Request,
+    role: Annotated[list[Role] | None, Query(description="Roles awaited; all when absent.")] = None,
+    playbook: str | None = None,
+    counterparty: str | None = None,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 25,
+    page_token: str | None = None,
+) -> PendingList:
+    """Pending decisions across negotiations, a page of negotiations at a time."""
+    roles = [r.value for r in (role or list(Role))]
+    state = request.app.state
+    try:
+        page = await inbox_page(
+            state.client,
+            state.requests,
+            InboxFilters(
+                roles=roles,
+                playbook=playbook,
+                counterparty=counterparty,
+                task_queue=state.settings.task_queue,
+            ),
+            lambda p, _req, _st: InboxItem(pending=p) if p.role.value in roles else None,
+            page_size=page_size,
+            token=page_token,
+        )
+    except InboxFilterError as err:
+        raise ProblemError(422, "validation", str(err)) from err
+    items = [
+        PendingItem(
+            negotiation_id=row.negotiation_id,
+            counterparty=row.counterparty,
+            playbook=row.playbook,
+            decision=item.pending,
+        )
+        for row in page.rows
+        for item in row.items
+    ]
+    return PendingList(pending=items, next_page_token=page.next_token)

@@ -1,0 +1,142 @@
+"""The approver UI and the JSON API as one FastAPI app.
+
+``create_app`` wires the pages, the API, sessions and error handling; the Temporal client is the
+one given (tests) or connected at startup from the settings (``fitnest ui``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from starters.client import NegotiationNotFound
+from ui import api, pages
+from ui.audit import AuditLog
+from ui.directory import Directory
+from ui.negotiations import RequestCache
+from ui.problems import ProblemError, problem_response, validation_problem
+from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
+from workers.client import ClusterUnreachable, connect
+from workers.settings import Settings
+
+#: A session lasts a working day.
+SESSION_SECONDS = 8 * 3600
+
+_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    return pages.render(request, "error.html", status, title=title, detail=detail)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def problem(request: Request, err: ProblemError) -> JSONResponse:
+        return problem_response(request, err)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> Response:
+        found = validation_problem(err)
+        if _is_api(request):
+            return problem_response(request, found)
+        return _error_page(request, 422, "Invalid input", found.detail)
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, _err: SignInRequired) -> HTMLResponse:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return pages.render(request, "login.html", 401, next=target)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, err: Forbidden) -> HTMLResponse:
+        return _error_page(request, 403, "Not allowed", err.reason)
+
+    @app.exception_handler(NegotiationNotFound)
+    async def not_found(request: Request, err: NegotiationNotFound) -> Response:
+        if _is_api(request):
+            return problem_response(request, ProblemError(404, "not-found", str(err)))
+        return _error_page(request, 404, "Not found", str(err))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        if _is_api(request):
+            return problem_response(request, ProblemError(err.status_code, "http", str(err.detail)))
+        return _error_page(request, err.status_code, "Error", str(err.detail))
+
+    async def unavailable(request: Request, err: Exception) -> Response:
+        detail = f"Temporal did not answer: {err}"
+        if _is_api(request):
+            return problem_response(request, ProblemError(503, "unavailable", detail))
+        return _error_page(request, 503, "Temporal unavailable", detail)
+
+    app.add_exception_handler(RPCError, unavailable)
+    app.add_exception_handler(ClusterUnreachable, unavailable)
+
+
+def create_app(settings: Settings, directory: Directory, client: Client | None = None) -> FastAPI:
+    """The app; without ``client`` it connects to the cluster in ``settings`` at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.client = client or await connect(settings)
+        app.state.requests = RequestCache(app.state.client)
+        yield
+
+    app = FastAPI(
+        title="Fitnest approver UI and API",
+        version="1",
+        description=(
+            "Negotiations as durable Temporal workflows. The JSON API under `/api/v1` takes an "
+            "API key as `Authorization: Bearer <key id>.<secret>`; errors are RFC 9457 problem "
+            "details (`application/problem+json`)."
+        ),
+        lifespan=lifespan,
+        # Swagger UI and ReDoc load scripts from a CDN: the app serves its own page instead.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.directory = directory
+    app.state.api_keys = ApiKeyVerifier(directory)
+    app.state.audit = AuditLog(settings.ui_audit_log)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie="fitnest_session",
+        max_age=SESSION_SECONDS,
+        # Lax: a link from a notification opens the page signed in; GETs change nothing and
+        # every POST carries the CSRF token.
+        same_site="lax",
+        https_only=settings.ui_secure_cookie,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            response.headers.update(_HEADERS)
+        return response
+
+    _install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    return app

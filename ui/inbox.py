@@ -1,0 +1,194 @@
+"""The decisions waiting for someone, across negotiations, one page at a time.
+
+The visibility store finds the negotiations awaiting a role (the ``AwaitingDecision`` search
+attribute), page by page; only the negotiations on the page shown are asked for their status
+(due times, the exact requests) and their request (role cards, for delegations). So a page costs
+one list call and ``page_size`` status queries however many decisions are pending in all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from temporalio.client import Client, WorkflowExecution
+from temporalio.service import RPCError
+
+from negotiation.models import NegotiationRequest, NegotiationStatus, PendingDecision, PlaybookName
+from starters.client import NegotiationError, get_status
+from ui.negotiations import RequestCache
+from workflows import search_attributes as sa
+
+#: Status queries in flight at once for one page.
+CONCURRENT_QUERIES = 16
+
+
+class InboxFilterError(ValueError):
+    """A filter or page token that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """What the inbox is narrowed to."""
+
+    roles: Sequence[str] = ()
+    playbook: str | None = None
+    counterparty: str | None = None
+    #: The task queue the UI serves: negotiations of other deployments stay out.
+    task_queue: str | None = None
+
+    def conditions(self) -> list[str]:
+        """The filter's conditions; every value is checked before it enters the query."""
+        clauses = []
+        if self.roles:
+            awaited = ", ".join(_literal(r) for r in self.roles)
+            clauses.append(f"{sa.AWAITING_DECISION.name} IN ({awaited})")
+        if self.playbook:
+            try:
+                playbook = PlaybookName(self.playbook).value
+            except ValueError:
+                valid = ", ".join(p.value for p in PlaybookName)
+                raise InboxFilterError(
+                    f"unknown playbook {self.playbook!r}; choose one of: {valid}"
+                ) from None
+            clauses.append(f"{sa.PLAYBOOK.name} = '{playbook}'")
+        if self.counterparty:
+            clauses.append(f"{sa.COUNTERPARTY.name} = {_literal(self.counterparty)}")
+        if self.task_queue:
+            clauses.append(f"TaskQueue = {_literal(self.task_queue)}")
+        return clauses
+
+    def query(self) -> str:
+        """The visibility query of running negotiations that match."""
+        base = ["WorkflowType = 'NegotiationWorkflow'", "ExecutionStatus = 'Running'"]
+        return " AND ".join(base + self.conditions())
+
+
+def _literal(value: str) -> str:
+    """A quoted literal for the visibility query; quotes and backslashes cannot be escaped there."""
+    if any(c in value for c in "'\"\\") or len(value) > 200:
+        raise InboxFilterError(
+            "a filter value cannot contain quotes or backslashes, nor exceed 200 characters"
+        )
+    return f"'{value}'"
+
+
+def encode_token(token: bytes | None) -> str | None:
+    """A visibility page token as text for a link."""
+    return base64.urlsafe_b64encode(token).decode() if token else None
+
+
+def decode_token(text: str | None) -> bytes | None:
+    """The page token from a link; InboxFilterError when it is not one."""
+    if not text:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text.encode())
+    except (binascii.Error, ValueError):
+        raise InboxFilterError(
+            "the page token is not valid; start again from the first page"
+        ) from None
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A pending decision shown in the inbox."""
+
+    pending: PendingDecision
+    acting_for: str | None = None
+
+    @property
+    def overdue(self) -> bool:
+        """Past its due time."""
+        return self.pending.due_at is not None and self.pending.due_at < datetime.now(UTC)
+
+
+@dataclass
+class InboxRow:
+    """One negotiation with the decisions on it waiting for the reader."""
+
+    negotiation_id: str
+    counterparty: str | None
+    playbook: str | None
+    movement: str | None
+    items: list[InboxItem] = field(default_factory=list)
+    not_mine: int = 0
+    error: str | None = None
+
+
+@dataclass
+class InboxPage:
+    """One page of the inbox."""
+
+    rows: list[InboxRow]
+    next_token: str | None
+    status_queries: int
+
+
+#: Picks the decisions of one negotiation that the reader may take (or all, for a backend).
+Selector = Callable[[PendingDecision, NegotiationRequest, NegotiationStatus], InboxItem | None]
+
+
+async def inbox_page(
+    client: Client,
+    requests: RequestCache,
+    filters: InboxFilters,
+    select: Selector,
+    *,
+    page_size: int = 25,
+    token: str | None = None,
+) -> InboxPage:
+    """One page of negotiations awaiting ``filters.roles``, with the decisions ``select`` keeps."""
+    executions = client.list_workflows(
+        filters.query(), page_size=page_size, next_page_token=decode_token(token)
+    )
+    try:
+        await executions.fetch_next_page()
+    except RPCError as err:
+        raise InboxFilterError(f"the inbox could not be listed: {err.message}") from err
+    page = list(executions.current_page or [])[:page_size]
+    gate = asyncio.Semaphore(CONCURRENT_QUERIES)
+    rows = await asyncio.gather(*(_row(client, requests, wf, select, gate) for wf in page))
+    return InboxPage(
+        rows=list(rows),
+        next_token=encode_token(executions.next_page_token),
+        status_queries=len(page),
+    )
+
+
+async def _row(
+    client: Client,
+    requests: RequestCache,
+    wf: WorkflowExecution,
+    select: Selector,
+    gate: asyncio.Semaphore,
+) -> InboxRow:
+    values = {pair.key.name: pair.value for pair in wf.typed_search_attributes}
+    row = InboxRow(
+        negotiation_id=wf.id,
+        counterparty=_text(values.get(sa.COUNTERPARTY.name)),
+        playbook=_text(values.get(sa.PLAYBOOK.name)),
+        movement=_text(values.get(sa.MOVEMENT.name)),
+    )
+    async with gate:
+        try:
+            request = await requests.get(wf.id)
+            status = await get_status(client, wf.id)
+        except (NegotiationError, RPCError) as err:
+            row.error = f"status unavailable: {err}"
+            return row
+    for pending in status.pending_decisions:
+        item = select(pending, request, status)
+        if item is None:
+            row.not_mine += 1
+        else:
+            row.items.append(item)
+    return row
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,57 @@
+"""``fitnest ui``: serve the approver UI and API; ``fitnest ui hash-secret``: hash a password or key."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import secrets
+import sys
+
+import uvicorn
+
+from ui.app import create_app
+from ui.directory import DirectoryError, hash_secret, load_directory
+from workers.client import ClusterUnreachable, connect
+from workers.settings import Settings
+
+
+def serve(settings: Settings) -> int:
+    """Run the UI until Ctrl-C; 2 when the directory is missing or invalid."""
+    if settings.ui_directory is None:
+        print(
+            "error: set FITNEST_UI_DIRECTORY to the approver directory (YAML); "
+            "ui/demo/approvers.yaml is the demo one",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        directory = load_directory(settings.ui_directory)
+    except DirectoryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(connect(settings))  # say so now, not as a traceback from the app's startup
+    except ClusterUnreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 4
+    app = create_app(settings, directory)
+    print(f"Fitnest UI on http://{settings.ui_host}:{settings.ui_port}/", flush=True)
+    uvicorn.run(app, host=settings.ui_host, port=settings.ui_port, log_level="warning")
+    return 0
+
+
+def hash_command(generate_key: str | None = None) -> int:
+    """Print the hash of a secret read from the terminal (or stdin), or a new API key and its hash."""
+    if generate_key:
+        secret = secrets.token_urlsafe(24)
+        print(f"API key (give it to the backend, once): {generate_key}.{secret}")
+        print(f"directory entry: {{key_id: {generate_key}, secret_hash: '{hash_secret(secret)}'}}")
+        return 0
+    secret = (
+        getpass.getpass("secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    )
+    if not secret:
+        print("error: an empty secret cannot be hashed", file=sys.stderr)
+        return 2
+    print(hash_secret(secret))
+    return 0
