@@ -20,7 +20,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from workers.client import DATA_CONVERTER
+from bench.keys import bench_converter
 
 
 @activity.defn
@@ -119,7 +119,7 @@ class TrivialWorkflow:
 
 
 async def _serve(address: str, namespace: str, task_queue: str, max_cached: int) -> None:
-    client = await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+    client = await Client.connect(address, namespace=namespace, data_converter=bench_converter())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

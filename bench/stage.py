@@ -25,7 +25,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from workers.client import DATA_CONVERTER
+from bench.keys import bench_converter
 from workers.devserver import find_executable
 from workflows.search_attributes import ALL
 
@@ -81,7 +81,7 @@ async def dev_server(db_file: Path | None = None) -> AsyncIterator[WorkflowEnvir
             dev_server_existing_path=str(temporal_binary()),
             dev_server_database_filename=str(db_file) if db_file else None,
             search_attributes=ALL,
-            data_converter=DATA_CONVERTER,
+            data_converter=bench_converter(),
             ui=False,
             dev_server_log_level="error",
         )

@@ -26,13 +26,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.baseline import MinimalWorkflow, TrivialInput, TrivialWorkflow, touch
+from bench.keys import bench_converter
 from bench.negotiations import STUBBORN_TERMS, Counterparty, new_ids, start
 from bench.report import Spread, Target, table
 from bench.stage import BenchError
 from negotiation.models import CounterpartyAction, Outcome
 from starters import client as api
 from starters.sample import renewal_request
-from workers.client import DATA_CONVERTER
 from workers.devserver import find_executable
 from workers.settings import Settings
 from workers.worker import build_worker
@@ -68,7 +68,7 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server, with Fitnest's search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_executable("temporal-test-server")),
-        data_converter=DATA_CONVERTER,
+        data_converter=bench_converter(),
     )
     try:
         # The test server knows no custom search attributes until told; unknown ones fail tasks.

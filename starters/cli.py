@@ -33,10 +33,12 @@ from negotiation.models import (
 from negotiation.report import aggregate, render_table
 from negotiation.terms import Offer, Terms
 from starters import client as api
+from starters.operator import add_commands as add_operator_commands
 from starters.report import ReportFilterError, build_query, collect_results
 from starters.simulate import Personality, SimulatedCounterparty, play
 from workers import telemetry
 from workers.client import ClusterUnreachable, connect
+from workers.codec import KeyringError
 from workers.process import exit_process
 from workers.settings import Settings
 
@@ -388,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--new-api-key", metavar="KEY_ID", help="with hash-secret: make a new API key and its hash"
     )
     p.set_defaults(run=None)
+    add_operator_commands(sub)
     return parser
 
 
@@ -414,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if hasattr(args, "run_sync"):
+            return int(args.run_sync(args, Settings()))
         return asyncio.run(args.run(args, Settings()))
     except BadInput as err:
         print(str(err), file=sys.stderr)
@@ -427,6 +432,9 @@ def _run(args: argparse.Namespace) -> int:
     except api.NegotiationNotFound as err:
         print(str(err), file=sys.stderr)
         return EXIT_NOT_FOUND
+    except KeyringError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except ClusterUnreachable as err:
         print(str(err), file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -14,7 +14,7 @@ import pytest
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from workers.client import DATA_CONVERTER
+from tests.encryption import DATA_CONVERTER
 from workflows.search_attributes import ALL
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.activities.smtp_test_server import free_port
+from tests.encryption import TEST_KEY_FILE
 
 ROOT = Path(__file__).parent.parent
 
@@ -16,7 +17,7 @@ def fitnest(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "starters.cli", *args],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, "FITNEST_KEY_FILE": str(TEST_KEY_FILE), **env},
         capture_output=True,
         text=True,
         timeout=60,

@@ -91,6 +91,10 @@ class DevServerSettings(BaseSettings):
         ),
     )
     startup_timeout: float = Field(default=30.0, description="Seconds to wait for the frontend.")
+    ui_codec_endpoint: str | None = Field(
+        default=None,
+        description="Codec server the Web UI decodes payloads through (`make up` sets it).",
+    )
 
     @property
     def db_file(self) -> Path:
@@ -108,11 +112,14 @@ class DevServerSettings(BaseSettings):
         return f"{_client_host(self.ip)}:{self.port}"
 
     @property
+    def ui_origin(self) -> str:
+        """The Web UI's origin, as a browser sends it to the codec server."""
+        return f"http://{_client_host(self.ip)}:{self.ui_port}"
+
+    @property
     def ui_url(self) -> str:
         """The Web UI page listing this namespace's workflows."""
-        return (
-            f"http://{_client_host(self.ip)}:{self.ui_port}/namespaces/{self.namespace}/workflows"
-        )
+        return f"{self.ui_origin}/namespaces/{self.namespace}/workflows"
 
 
 def _client_host(ip: str) -> str:
@@ -157,6 +164,8 @@ def build_argv(
     else:
         # No newsfeed: the UI would otherwise fetch it from the internet on every page load.
         argv += ["--ui-port", str(settings.ui_port), "--ui-disable-news-fetch"]
+        if settings.ui_codec_endpoint:
+            argv += ["--ui-codec-endpoint", settings.ui_codec_endpoint]
     return argv
 
 

@@ -100,3 +100,21 @@ class Settings(BaseSettings):
         default=Path(".data/ui-audit.jsonl"),
         description="Append-only log of every decision attempt made through the UI.",
     )
+    key_file: Path = Field(
+        default=Path(".data/keys.json"),
+        description="JSON keyring of the payload encryption keys (mode 0600, never committed).",
+    )
+    codec_token: str | None = Field(
+        default=None, description="Bearer token the codec server demands; required by it."
+    )
+    codec_allowed_origins: str = Field(
+        default="http://localhost:8233",
+        description="Comma list of browser origins (the Web UI) the codec server answers.",
+    )
+    codec_host: str = Field(default="127.0.0.1", description="Interface the codec server binds.")
+    codec_port: int = Field(default=8081, description="Port of the codec server.")
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """``codec_allowed_origins`` as a list."""
+        return [o.strip().rstrip("/") for o in self.codec_allowed_origins.split(",") if o.strip()]

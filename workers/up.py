@@ -1,7 +1,9 @@
 """``make up``: the whole demo on one machine, stopped by one Ctrl-C.
 
-Starts, in order: the Temporal dev server (state in ``.data/temporal.sqlite``, kept across
-runs), a worker writing notifications as files into ``.outbox/``, and a demo negotiation
+Creates on first run the encryption keyring (``.data/keys.json``) and the codec server's token
+(``.data/codec-token``). Starts, in order: the Temporal dev server (state in
+``.data/temporal.sqlite``, kept across runs; its Web UI decodes through the codec server), the
+codec server, a worker writing notifications as files into ``.outbox/``, and a demo negotiation
 (``fitnest simulate``) whose output appears in this terminal. Ctrl-C (or SIGTERM) stops them
 in reverse order and exits 0; a server or worker that dies on its own stops the rest and
 exits 1; ports already taken exit 2. Ports and data folder: see ``workers.devserver``.
@@ -35,13 +37,16 @@ from workers.devserver import (
     exit_process,
     find_executable,
     log_tail,
+    ports_in_use,
     run_until_signalled,
     start,
     stop_process,
 )
+from workers.local_codec import CodecWiring, ensure_keyring, ensure_token, wait_until_serving
 from workers.settings import Settings
 
 OUTBOX = Path(".outbox")
+CODEC_TOKEN_FILE = Path(".data/codec-token")
 DEMO_REQUEST = Path("examples/automated_renewal.json")
 #: A conductor-led copy of the renewal: its deal owner decides each counteroffer in the UI.
 APPROVAL_DEMO_REQUEST = Path("ui/demo/renewal_for_approval.json")
@@ -115,19 +120,49 @@ async def wait_for_worker(client: Client, task_queue: str, worker: Child) -> Non
     )
 
 
-def child_env(server: DevServerSettings) -> dict[str, str]:
-    """The environment of the worker and the demo: this server, notifications as files."""
+def child_env(server: DevServerSettings, key_file: Path) -> dict[str, str]:
+    """The environment of the worker and the demo: this server and keyring, notifications as files."""
     env = dict(os.environ)
     env.update(
         FITNEST_TEMPORAL_ADDRESS=server.address,
         FITNEST_NAMESPACE=server.namespace,
         FITNEST_OUTBOX_DIR=str(OUTBOX.resolve()),
+        FITNEST_KEY_FILE=str(key_file.resolve()),
         PYTHONUNBUFFERED="1",
     )
     env.setdefault("FITNEST_UI_DIRECTORY", str(DEMO_DIRECTORY))
     # The worker writes to a file, which would make it choose JSON: locally, people read it.
     env.setdefault("FITNEST_LOG_FORMAT", "console")
     return env
+
+
+def prepare_codec(settings: DevServerSettings, mine: Settings) -> CodecWiring:
+    """Keyring and codec token (made on first run), and the Web UI's codec endpoint."""
+    created = ensure_keyring(mine.key_file)
+    if created:
+        print(f"Created the encryption keyring {mine.key_file} (active key {created}).")
+    taken = ports_in_use(mine.codec_host, [mine.codec_port])
+    if taken:
+        raise PortsInUseError(
+            f"port {mine.codec_port} (codec server) already in use; pick another with "
+            "FITNEST_CODEC_PORT=..."
+        )
+    wiring = CodecWiring(
+        port=mine.codec_port, token=ensure_token(CODEC_TOKEN_FILE), server=settings
+    )
+    settings.ui_codec_endpoint = wiring.web_ui_endpoint
+    return wiring
+
+
+async def start_codec_server(wiring: CodecWiring, env: dict[str, str], log: Path) -> Child:
+    """``fitnest codec-server`` for the Web UI and the CLI; returns once it answers."""
+    argv = [str(find_executable("fitnest")), "codec-server"]
+    child = spawn("codec server", argv, wiring.env(env), log=log)
+    alive = lambda: child.process.poll() is None  # noqa: E731
+    if not await wait_until_serving(wiring.base_url + "/healthz", alive):
+        child.stop()
+        raise ChildFailed(child.failure())
+    return child
 
 
 async def wait_for_ui(url: str, ui: Child) -> None:
@@ -177,6 +212,9 @@ def print_banner(
         f"  Temporal   {server.address}, namespace {server.namespace}; "
         f"state in {server.db_file} (kept across runs)",
         f"  Outbox     {OUTBOX}/  (notifications land here as files)",
+        f"  Payloads   encrypted with {Settings().key_file}; the Web UI decodes them through "
+        f"the codec server ({CODEC_TOKEN_FILE} holds its token, see README: Security)",
+        f"  Logs       {server.log_file}  {worker_log}",
         f"  Logs       {server.log_file}  {worker_log.parent / 'ui.log'}  {worker_log} (followed "
         f"below, FITNEST_LOG_FORMAT={os.environ.get('FITNEST_LOG_FORMAT', 'console')})",
         f"  Metrics    {telemetry.metrics_url(Settings()) or 'off (FITNEST_METRICS_PORT=0)'}",
@@ -231,14 +269,18 @@ def stop_all(children: list[Child]) -> None:
 async def up() -> int:
     """Bring everything up, supervise it, and stop it all on the way out."""
     settings = DevServerSettings()
+    mine = Settings()
     children: list[Child] = []
     try:
+        wiring = prepare_codec(settings, mine)
         server = await start(settings)
         children.append(
             Child("Temporal dev server", server.process, server.stop, settings.log_file)
         )
         OUTBOX.mkdir(exist_ok=True)
-        env = child_env(settings)
+        env = child_env(settings, mine.key_file)
+        codec_log = settings.data_dir / "codec-server.log"
+        children.append(await start_codec_server(wiring, env, codec_log))
         worker_log = settings.data_dir / "worker.log"
         worker = spawn("worker", WORKER_ARGV, env, log=worker_log)
         children.append(worker)
@@ -258,9 +300,7 @@ async def up() -> int:
             "--max-seconds",
             str(APPROVAL_DEMO_SECONDS),
         ]
-        print_banner(
-            settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]), ui_url
-        )
+        print_banner(settings, worker_log, fitnest, shlex.join(["fitnest", *demo_argv[1:]]), ui_url)
         following = asyncio.create_task(follow(worker_log))
         for name, argv in (
             ("demo negotiation", demo_argv),

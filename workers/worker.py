@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ from temporalio.worker import Worker
 from activities import all_activities
 from workers import telemetry
 from workers.client import connect
+from workers.codec import KeyringError
 from workers.process import exit_process
 from workers.settings import Settings
 from workflows.closure import ClosureMovement
@@ -42,7 +44,11 @@ log = structlog.get_logger("fitnest.worker")
 
 
 def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
-    """A worker for every Fitnest workflow and activity, configured from ``settings``."""
+    """A worker for every Fitnest workflow and activity, configured from ``settings``.
+
+    Payloads are sealed and opened by ``client``'s data converter (see :func:`connect`).
+    ``settings.max_cached_workflows`` 0 makes every workflow task replay the whole history.
+    """
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -87,8 +93,13 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    """Entry point of ``python -m workers.worker``."""
-    asyncio.run(run(Settings()))
+    """Entry point of ``python -m workers.worker``; without a keyring it refuses to start."""
+    try:
+        asyncio.run(run(Settings()))
+    except KeyringError as err:
+        # Never run in plain text: a worker without keys would store deal terms unencrypted.
+        print(f"error: the worker cannot start: {err}", file=sys.stderr)
+        exit_process(2)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from temporalio.client import Client
 
 from negotiation.models import NegotiationStatus, PendingDecision
 from starters.client import get_status
+from tests.encryption import TEST_KEY_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -72,6 +73,7 @@ class Fitnest:
             FITNEST_TEMPORAL_ADDRESS=client.service_client.config.target_host,
             FITNEST_NAMESPACE=client.namespace,
             FITNEST_TASK_QUEUE=task_queue,
+            FITNEST_KEY_FILE=str(TEST_KEY_FILE),
             PYTHONUNBUFFERED="1",
         )
         self.env = env

@@ -1,84 +1,54 @@
 """Long-lived negotiations outlive deployments: recorded histories must replay on the current code.
 
-``tests/histories/`` holds histories recorded by earlier versions of the workflows. Any change that
-breaks their replay needs a ``workflow.patched`` guard. Record new ones with
-``FITNEST_RECORD_HISTORIES=<label> make test PYTEST_ARGS=tests/workflows/test_replay.py``.
+``tests/histories/`` holds histories recorded by earlier versions of the workflows: ``ensemble-r1-*``
+(the first release, plain payloads from before encryption) and one set per playbook path recorded
+by ``python -m tests.histories.record`` (payloads sealed with the committed test keyring). They
+replay here with the production converter and codec. Any change that breaks their replay needs a
+``workflow.patched`` guard (see ``test_patching.py`` and the README).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from negotiation.models import DecisionKind, Movement, Outcome
-from tests.workflows.harness import Negotiation, make_request, terms
-from workers.client import DATA_CONVERTER
+from tests.encryption import DATA_CONVERTER
+from tests.histories.record import histories_of
+from tests.histories.scenarios import SCENARIOS
 from workers.worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
-MOVEMENTS = [m.value for m in Movement]
+RECORDED = sorted(HISTORIES.glob("*.json"))
+PATHS = {s.name for s in SCENARIOS}
 
 
 def _replayer() -> Replayer:
     return Replayer(workflows=list(WORKFLOWS), data_converter=DATA_CONVERTER)
 
 
-async def _histories(client: Client, negotiation_id: str) -> list[WorkflowHistory]:
-    ids = [negotiation_id] + [f"{negotiation_id}/{m}" for m in MOVEMENTS]
-    found = []
-    for wid in ids:
-        try:
-            found.append(await client.get_workflow_handle(wid).fetch_history())
-        except Exception:  # a movement that never played
-            continue
-    return found
-
-
-async def _play_ensemble_with_escalation(n: Negotiation) -> None:
-    await n.respond("counter", terms(45000, 10, 45))
-    s = await n.until(lambda s: len(s.pending_decisions) >= 2)
-    await n.decide(
-        next(p for p in s.pending_decisions if p.role.value == "deal_owner").request_id,
-        "ana",
-        "revise",
-        revised=terms(55000, 5, 40),
-    )
-    await n.until(lambda s: s.our_terms is not None and s.our_terms.version == 3)
-    await n.respond("accept")
-    s = await n.until(lambda s: any(p.kind == DecisionKind.SIGNATURE for p in s.pending_decisions))
-    await n.decide(s.pending_decisions[0].request_id, "ana")
-    await n.respond("sign")
-
-
 async def test_fresh_histories_of_every_movement_replay_deterministically(start):
-    n = await start(make_request("collaborative_ensemble"))
-    await _play_ensemble_with_escalation(n)
-    assert (await n.result()).outcome == Outcome.AGREED
-    histories = await _histories(n.client, n.id)
+    scenario = next(s for s in SCENARIOS if s.name == "ensemble-escalation-agreed")
+    n = await start(scenario.request())
+    assert (await scenario.play(n)).outcome == scenario.outcome
+    await n.result()
+    histories = await histories_of(n.client, n.id)
     assert len(histories) == 5
     replayer = _replayer()
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, (history.workflow_id, result.replay_failure)
-    label = os.environ.get("FITNEST_RECORD_HISTORIES")
-    if label:
-        HISTORIES.mkdir(exist_ok=True)
-        for history in histories:
-            name = history.workflow_id.replace(n.id, f"ensemble-{label}").replace("/", "-")
-            (HISTORIES / f"{name}.json").write_text(
-                json.dumps(
-                    {"workflow_id": history.workflow_id, "history": json.loads(history.to_json())}
-                )
-            )
 
 
-RECORDED = sorted(HISTORIES.glob("*.json"))
-assert RECORDED or os.environ.get("FITNEST_RECORD_HISTORIES"), f"no histories in {HISTORIES}"
+def test_every_playbook_path_has_recorded_histories():
+    recorded = {p.stem for p in RECORDED}
+    missing = [name for name in sorted(PATHS) if not any(r.startswith(name) for r in recorded)]
+    assert missing == [], f"record them: python -m tests.histories.record (missing {missing})"
+    assert any(p.startswith("ensemble-r1") for p in recorded)  # plain, from before encryption
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
@@ -87,3 +57,11 @@ async def test_recorded_histories_still_replay_on_the_current_code(path: Path):
     history = WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"])
     result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+async def test_sealed_histories_do_not_replay_without_the_codec():
+    recorded = json.loads((HISTORIES / "conductor-agreed-r2.json").read_text())
+    history = WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"])
+    plain = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    result = await plain.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None  # the payloads are ciphertext to a plain converter

@@ -1,0 +1,38 @@
+"""The test suite's keyring: committed, test-only keys, so that recorded histories replay in CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.converter import DataConverter
+
+from workers.client import data_converter
+from workers.codec import add_active_key
+from workers.settings import Settings
+
+#: Test keys only (see its ``_comment``); a real keyring is generated and never committed.
+TEST_KEY_FILE = Path(__file__).parent / "test-keyring.json"
+
+#: Settings that name nothing but the test keyring (no .env file, no environment steering).
+TEST_SETTINGS = Settings(_env_file=None, key_file=TEST_KEY_FILE)  # type: ignore[call-arg]
+
+#: The production converter (pydantic + AES-GCM codec + encoded failure attributes), test keys.
+DATA_CONVERTER = data_converter(TEST_SETTINGS)
+
+
+def converter_for(key_file: Path) -> DataConverter:
+    """The production converter for another keyring (made with a fresh key when missing)."""
+    if not key_file.exists():
+        add_active_key(key_file, create=True)
+    return data_converter(Settings(_env_file=None, key_file=key_file))  # type: ignore[call-arg]
+
+
+def worker_settings(workdir: Path, **more: object) -> Settings:
+    """Settings of a test worker: the test keyring, notifications and ledger under ``workdir``."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        key_file=TEST_KEY_FILE,
+        outbox_dir=workdir / "outbox",
+        ledger_dir=workdir / "ledger",
+        **more,  # type: ignore[arg-type]
+    )
