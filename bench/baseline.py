@@ -20,8 +20,6 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.keys import bench_converter
-
 
 @activity.defn
 async def touch(name: str) -> str:
@@ -119,6 +117,10 @@ class TrivialWorkflow:
 
 
 async def _serve(address: str, namespace: str, task_queue: str, max_cached: int) -> None:
+    # Imported here, not with the workflows: the sandbox re-imports a workflow module's imports,
+    # and cryptography's native bindings cannot be imported twice.
+    from bench.keys import bench_converter
+
     client = await Client.connect(address, namespace=namespace, data_converter=bench_converter())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

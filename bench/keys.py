@@ -1,8 +1,8 @@
 """The bench's encryption keyring: the production converter, with a throwaway key.
 
 Payloads are sealed as in production, so the bench measures the codec too. Unless
-``FITNEST_KEY_FILE`` names a keyring, one is made in a temporary folder and its path is put into
-this process's environment, which the worker processes the bench starts inherit.
+``FITNEST_KEY_FILE`` names a keyring, one is made in a temporary folder; the worker processes
+the bench starts are given the same file (:func:`bench_key_file`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,17 @@ from workers.settings import Settings
 
 
 @functools.cache
+def bench_key_file() -> Path:
+    """``FITNEST_KEY_FILE`` if set, else a keyring made once per bench process."""
+    given = os.environ.get("FITNEST_KEY_FILE")
+    if given:
+        return Path(given)
+    key_file = Path(tempfile.mkdtemp(prefix="fitnest-bench-keys-")) / "keys.json"
+    add_active_key(key_file, create=True)
+    return key_file
+
+
+@functools.cache
 def bench_converter() -> DataConverter:
-    """The data converter of every bench client (and, through the environment, its workers)."""
-    if not os.environ.get("FITNEST_KEY_FILE"):
-        key_file = Path(tempfile.mkdtemp(prefix="fitnest-bench-keys-")) / "keys.json"
-        add_active_key(key_file, create=True)
-        os.environ["FITNEST_KEY_FILE"] = str(key_file)
-    return data_converter(Settings(_env_file=None))  # type: ignore[call-arg]
+    """The data converter of every bench client; its workers get :func:`bench_key_file`."""
+    return data_converter(Settings(_env_file=None, key_file=bench_key_file()))  # type: ignore[call-arg]

@@ -25,7 +25,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from bench.keys import bench_converter
+from bench.keys import bench_converter, bench_key_file
 from workers.devserver import find_executable
 from workflows.search_attributes import ALL
 
@@ -193,6 +193,7 @@ async def fitnest_worker(
         "FITNEST_MAX_CACHED_WORKFLOWS": str(max_cached_workflows),
         "FITNEST_METRICS_PORT": str(_free_port()),
         "FITNEST_LOG_FORMAT": "json",
+        "FITNEST_KEY_FILE": str(bench_key_file()),
     }
     argv = [sys.executable, "-m", "workers.worker"]
     async with worker_process(client, argv, env, task_queue, home / "worker.log") as worker:
@@ -221,7 +222,7 @@ async def baseline_worker(
         str(max_cached_workflows),
     ]
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {"PYTHONPATH": pythonpath}
+    env = {"PYTHONPATH": pythonpath, "FITNEST_KEY_FILE": str(bench_key_file())}
     async with worker_process(client, argv, env, task_queue, home / "worker.log") as worker:
         yield worker
 
