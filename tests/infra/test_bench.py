@@ -17,6 +17,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from bench.__main__ import parse
+from bench.keys import bench_converter, bench_key_file
 from bench.latency import LatencyOptions, measure_latency
 from bench.long import LongOptions, measure_long
 from bench.profile import summarise
@@ -26,6 +27,7 @@ from bench.stage import Stage, workers
 from bench.suite import SuiteReport, render
 from bench.throughput import ThroughputOptions, measure_throughput
 from bench.timeskip import TimeSkipOptions, measure_timeskip
+from tests.encryption import TEST_KEY_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +39,20 @@ MOVEMENTS = {"negotiation", "preparation", "opening", "development", "closure"}
 async def stage(
     dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stage]:
-    """Both workers, in their own processes, on the shared dev server."""
-    async with workers(dev_env.client, tmp_path_factory.mktemp("bench")) as both:
-        yield both
+    """Both workers, in their own processes, on the shared dev server.
+
+    The shared server's client seals with the test keyring: the bench's workers must open with it.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FITNEST_KEY_FILE", str(TEST_KEY_FILE))
+        bench_key_file.cache_clear()
+        bench_converter.cache_clear()
+        try:
+            async with workers(dev_env.client, tmp_path_factory.mktemp("bench")) as both:
+                yield both
+        finally:
+            bench_key_file.cache_clear()
+            bench_converter.cache_clear()
 
 
 def _well_formed(targets: list[Target]) -> None:
