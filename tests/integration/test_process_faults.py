@@ -32,6 +32,7 @@ from negotiation.models import DecisionKind, Movement, NegotiationResult, Outcom
 from negotiation.reviews import LegalFindings
 from starters import client as api
 from tests.activities.smtp_test_server import free_port
+from tests.encryption import TEST_KEY_FILE
 from tests.integration.processes import WorkerProcess, smtp_server
 from tests.workflows.harness import Negotiation, make_request, terms, worker_replacing
 from workers import devserver
@@ -147,6 +148,7 @@ async def play(
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             temporal_address=address,
+            key_file=TEST_KEY_FILE,
             task_queue=f"pf-{uuid.uuid4().hex[:10]}",
             smtp_host="127.0.0.1",
             smtp_port=port,
