@@ -214,7 +214,6 @@ def print_banner(
         f"  Outbox     {OUTBOX}/  (notifications land here as files)",
         f"  Payloads   encrypted with {Settings().key_file}; the Web UI decodes them through "
         f"the codec server ({CODEC_TOKEN_FILE} holds its token, see README: Security)",
-        f"  Logs       {server.log_file}  {worker_log}",
         f"  Logs       {server.log_file}  {worker_log.parent / 'ui.log'}  {worker_log} (followed "
         f"below, FITNEST_LOG_FORMAT={os.environ.get('FITNEST_LOG_FORMAT', 'console')})",
         f"  Metrics    {telemetry.metrics_url(Settings()) or 'off (FITNEST_METRICS_PORT=0)'}",
