@@ -124,9 +124,9 @@ class NegotiationWorkflow:
         )
         self._policy: Policy | None = None
         self._inbox: list[Envelope] = []
-        self._seen: set[str] = set()
-        # What each message id carried: a repeat is a retry only when it carries the same.
-        self._fingerprints: dict[str, str] = {}
+        # Message ids taken in, with a fingerprint of what each carried: a repeat is a retry only
+        # when it carries the same.
+        self._seen: dict[str, str] = {}
         self._receipts: dict[str, DecisionReceipt] = {}
         self._pending: dict[str, DecisionRequest] = {}
         self._decided: dict[str, DecisionRecord] = {}
@@ -218,9 +218,8 @@ class NegotiationWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: HumanDecision) -> None:
-        if self._fingerprints.get(decision.message_id, _fingerprint(decision)) != _fingerprint(
-            decision
-        ):
+        known = self._seen.get(decision.message_id)
+        if known is not None and known != _fingerprint(decision):
             raise ValueError(_reused(decision.message_id))
         if decision.message_id in self._receipts:
             return  # a repeat: the handler answers with the first receipt
@@ -398,11 +397,11 @@ class NegotiationWorkflow:
     ) -> bool:
         """True for a message id seen before; one that came with other content is recorded."""
         message_id = message.message_id
-        if message_id not in self._seen:
-            self._seen.add(message_id)
-            self._fingerprints[message_id] = _fingerprint(message)
+        known = self._seen.get(message_id)
+        if known is None:
+            self._seen[message_id] = _fingerprint(message)
             return False
-        if self._fingerprints.get(message_id) != _fingerprint(message):
+        if known != _fingerprint(message):
             self._reject(payload, kind, _reused(message_id))
         return True
 
@@ -444,8 +443,7 @@ class NegotiationWorkflow:
         )
         decider = delegator or card
         authority = decider.authority_limit if decider else Decimal(0)
-        self._seen.add(decision.message_id)
-        self._fingerprints[decision.message_id] = _fingerprint(decision)
+        self._seen[decision.message_id] = _fingerprint(decision)
         self._status.last_received = ReceivedMessage(
             message_id=decision.message_id, kind="human_decision", at=now
         )
