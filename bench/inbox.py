@@ -34,6 +34,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.stage import dev_server, temporal_binary
+from workers.devserver import free_port
 
 with workflow.unsafe.imports_passed_through():
     from negotiation.models import (
@@ -177,7 +178,6 @@ async def measure_inbox(
     client: Client, workdir: Path, *, few: int, many: int, repeats: int
 ) -> InboxReport:
     """Time the inbox page at ``few`` and at ``many`` pending negotiations."""
-    import socket
 
     from tests.ui.conftest import sign_in  # the same sign-in as the UI tests
     from ui.app import create_app
@@ -193,9 +193,7 @@ async def measure_inbox(
         ui_audit_log=workdir / "audit.jsonl",
     )
     app = create_app(settings, load_directory(_directory(workdir)), client)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     async with Worker(client, task_queue=queue, workflows=[PendingStandIn]):
         serving = asyncio.create_task(server.serve())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -26,7 +25,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from bench.keys import bench_converter, bench_key_file
-from workers.devserver import find_executable
+from workers.devserver import find_executable, free_port
 from workflows.search_attributes import ALL
 
 #: The policy the measured negotiations load: the defaults, but no retrospective window, so a
@@ -89,12 +88,6 @@ async def dev_server(db_file: Path | None = None) -> AsyncIterator[WorkflowEnvir
         yield env
     finally:
         await env.shutdown()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -191,7 +184,7 @@ async def fitnest_worker(
         "FITNEST_OUTBOX_DIR": str(home / "outbox"),
         "FITNEST_LEDGER_DIR": str(home / "ledger"),
         "FITNEST_MAX_CACHED_WORKFLOWS": str(max_cached_workflows),
-        "FITNEST_METRICS_PORT": str(_free_port()),
+        "FITNEST_METRICS_PORT": str(free_port()),
         "FITNEST_LOG_FORMAT": "json",
         "FITNEST_KEY_FILE": str(bench_key_file()),
     }

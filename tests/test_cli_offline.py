@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.activities.smtp_test_server import free_port
 from tests.encryption import TEST_KEY_FILE
+from workers.devserver import free_port
 
 ROOT = Path(__file__).parent.parent
 

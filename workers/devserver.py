@@ -169,6 +169,13 @@ def build_argv(
     return argv
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at ``host`` right now (for servers started on the fly)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def ports_in_use(host: str, ports: Iterable[int]) -> list[int]:
     """The ports among ``ports`` that something already listens on at ``host``."""
     taken = []

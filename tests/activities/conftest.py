@@ -11,7 +11,8 @@ from aiosmtpd.controller import Controller
 from temporalio.testing import ActivityEnvironment
 
 from activities.notifications import Notification
-from tests.activities.smtp_test_server import MailHandler, SmtpServer, free_port
+from tests.activities.smtp_test_server import MailHandler, SmtpServer
+from workers.devserver import free_port
 
 
 @pytest.fixture(scope="session")

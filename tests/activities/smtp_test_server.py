@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -74,10 +73,3 @@ class SmtpServer:
     def received(self, key: str) -> list[Received]:
         """Messages received under idempotency key ``key``."""
         return [r for r in self.handler.received if r.message[KEY_HEADER] == key]
-
-
-def free_port() -> int:
-    """A local TCP port nobody listens on (right now)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

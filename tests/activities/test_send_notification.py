@@ -19,7 +19,8 @@ from activities.errors import (
 )
 from activities.ledger import SentLedger
 from activities.notifications import Delivery, Notification, Notifier
-from tests.activities.smtp_test_server import SENDER, SmtpServer, free_port
+from tests.activities.smtp_test_server import SENDER, SmtpServer
+from workers.devserver import free_port
 from workers.settings import Settings
 
 MakeNotification = Callable[..., Notification]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -33,6 +32,7 @@ from workers.devserver import (
     PortsInUseError,
     ensure_search_attributes,
     find_executable,
+    free_port,
     start,
 )
 from workflows.search_attributes import ALL, CLI_TYPES
@@ -40,15 +40,12 @@ from workflows.search_attributes import ALL, CLI_TYPES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return int(probe.getsockname()[1])
-
-
 def settings_for(data_dir: Path, *, headless: bool = True) -> DevServerSettings:
     return DevServerSettings(
-        data_dir=data_dir, port=free_port(), ui_port=free_port(), headless=headless
+        data_dir=data_dir,
+        port=free_port("localhost"),
+        ui_port=free_port("localhost"),
+        headless=headless,
     )
 
 

@@ -19,8 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 from negotiation.models import NegotiationRequest
 from starters.cli import fresh_request
 from starters.client import start_negotiation
-from tests.infra.worker_process import free_port, start_worker
+from tests.infra.worker_process import start_worker
 from workers.client import connect
+from workers.devserver import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 RENEWAL = REPO / "examples" / "automated_renewal.json"

@@ -19,7 +19,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from activities.channels import KEY_HEADER
-from tests.activities.smtp_test_server import MailHandler, free_port
+from tests.activities.smtp_test_server import MailHandler
+from workers.devserver import free_port
 from workers.settings import Settings
 
 #: How long a worker may take to connect and start polling, on a loaded two-core machine.

@@ -16,8 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.channels import KEY_HEADER
 from negotiation.models import Movement
 from starters import client as api
-from tests.activities.smtp_test_server import MailHandler, free_port
+from tests.activities.smtp_test_server import MailHandler
 from tests.workflows.harness import Negotiation, make_request, terms
+from workers.devserver import free_port
 from workers.settings import Settings
 from workers.worker import build_worker
 

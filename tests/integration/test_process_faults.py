@@ -31,12 +31,12 @@ from activities.reviews import ReviewInput
 from negotiation.models import DecisionKind, Movement, NegotiationResult, Outcome
 from negotiation.reviews import LegalFindings
 from starters import client as api
-from tests.activities.smtp_test_server import free_port
 from tests.encryption import TEST_KEY_FILE
 from tests.integration.processes import WorkerProcess, smtp_server
 from tests.workflows.harness import Negotiation, make_request, terms, worker_replacing
 from workers import devserver
 from workers.client import connect
+from workers.devserver import free_port
 from workers.settings import Settings
 from workflows import search_attributes as sa
 

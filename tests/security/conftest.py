@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -17,16 +16,10 @@ import uvicorn
 
 from tests.encryption import DATA_CONVERTER
 from ui.codec_server import create_app, web_ui_path
+from workers.devserver import free_port
 
 TOKEN = "test-codec-token-" + "x" * 16
 UI_ORIGIN = "http://localhost:8233"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

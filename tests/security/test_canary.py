@@ -15,8 +15,8 @@ from temporalio.api.common.v1 import Payloads
 
 from tests.conftest import server_binary
 from tests.security.canary import payloads_in, play_with_canary
-from tests.security.conftest import TOKEN, UI_ORIGIN, CodecServer, free_port, http
-from workers.devserver import DevServer, DevServerSettings, start
+from tests.security.conftest import TOKEN, UI_ORIGIN, CodecServer, http
+from workers.devserver import DevServer, DevServerSettings, free_port, start
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from playwright.async_api import async_playwright
 
 from tests.conftest import server_binary
 from tests.security.canary import play_with_canary
-from tests.security.conftest import TOKEN, free_port, serving_codec
+from tests.security.conftest import TOKEN, serving_codec
 from ui.codec_server import web_ui_path
-from workers.devserver import DevServerSettings, start
+from workers.devserver import DevServerSettings, free_port, start
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 

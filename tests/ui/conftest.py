@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from negotiation.models import NegotiationRequest
 from ui.app import create_app
 from ui.directory import hash_secret, load_directory
+from workers.devserver import free_port
 from workers.settings import Settings
 from workers.worker import build_worker
 
@@ -36,13 +36,6 @@ USERS = {
     "fay": ("finance", "1000000"),
     "zed": ("deal_owner", "5000000"),
 }
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

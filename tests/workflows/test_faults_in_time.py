@@ -30,8 +30,9 @@ from activities.reviews import ReviewInput
 from negotiation.models import DecisionKind, Movement, NegotiationRequest, Role
 from negotiation.reviews import FinanceFindings, LegalFindings
 from starters import client as api
-from tests.activities.smtp_test_server import MailHandler, free_port
+from tests.activities.smtp_test_server import MailHandler
 from tests.workflows.harness import Negotiation, make_request, worker_replacing
+from workers.devserver import free_port
 from workers.settings import Settings
 
 DAY = timedelta(days=1)

@@ -18,10 +18,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from negotiation.models import Outcome
 from starters import client as api
-from tests.infra.worker_process import free_port
 from tests.workflows.conftest import worker_settings
 from tests.workflows.harness import Negotiation, make_request, terms
 from workers import telemetry
+from workers.devserver import free_port
 from workers.worker import build_worker
 from workflows import metrics
 
