@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
@@ -20,36 +15,11 @@ from negotiation.models import NegotiationRequest
 from starters.cli import fresh_request
 from starters.client import start_negotiation
 from tests.infra.worker_process import start_worker
+from tests.integration.processes import StallingMailHandler, smtp_server
 from workers.client import connect
-from workers.devserver import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 RENEWAL = REPO / "examples" / "automated_renewal.json"
-
-
-@dataclass
-class StallingMailHandler:
-    """Accepts mail, but holds the first DATA until released: a slow SMTP server."""
-
-    entered: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.entered.set()
-        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 30)
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def stalling_smtp() -> Iterator[tuple[Controller, StallingMailHandler]]:
-    handler = StallingMailHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        handler.release.set()
-        controller.stop()
 
 
 async def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
@@ -62,15 +32,22 @@ async def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
 
 
 async def test_sigterm_lets_a_running_notification_finish_without_a_retry(
-    dev_env: WorkflowEnvironment, tmp_path: Path, stalling_smtp: tuple[Controller, Any]
+    dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    controller, handler = stalling_smtp
+    with smtp_server() as (port, handler):
+        handler.gate.clear()  # a slow SMTP server: every delivery hangs until the gate opens
+        await _sigterm_while_mail_hangs(dev_env, tmp_path, port, handler)
+
+
+async def _sigterm_while_mail_hangs(
+    dev_env: WorkflowEnvironment, tmp_path: Path, port: int, handler: StallingMailHandler
+) -> None:
     worker = await start_worker(
         dev_env,
         tmp_path,
         FITNEST_OUTBOX_DIR=None,
         FITNEST_SMTP_HOST="127.0.0.1",
-        FITNEST_SMTP_PORT=str(controller.port),
+        FITNEST_SMTP_PORT=str(port),
         FITNEST_GRACEFUL_SHUTDOWN_SECONDS="20",
     )
     client = await connect(worker.settings)
@@ -78,11 +55,11 @@ async def test_sigterm_lets_a_running_notification_finish_without_a_retry(
     request = fresh_request(template, 0, datetime.now(UTC))
     try:
         await start_negotiation(client, request, task_queue=worker.settings.task_queue)
-        await wait_for(handler.entered.is_set, "the first notification to reach SMTP DATA")
+        await wait_for(handler.stalled.is_set, "the first notification to reach the SMTP server")
 
         worker.process.send_signal(signal.SIGTERM)
         await wait_for(lambda: "worker.stopping" in worker.log_text(), "the worker to stop")
-        handler.release.set()
+        handler.gate.set()
         await wait_for(lambda: worker.process.poll() is not None, "the worker to exit")
         assert worker.process.returncode == 0, worker.log_text()
 
