@@ -84,9 +84,11 @@ class CodecWiring:
         }
 
 
-async def wait_until_serving(url: str, alive: Callable[[], bool]) -> bool:
+async def wait_until_serving(
+    url: str, alive: Callable[[], bool], timeout: float = CODEC_READY_TIMEOUT
+) -> bool:
     """Poll ``url`` (``/healthz``) until it answers 200; ``False`` if the process died or timed out."""
-    deadline = time.monotonic() + CODEC_READY_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
             status = await asyncio.to_thread(_get_status, url)

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,13 @@ from workers.devserver import (
     start,
     stop_process,
 )
-from workers.local_codec import CodecWiring, ensure_keyring, ensure_token, wait_until_serving
+from workers.local_codec import (
+    CODEC_READY_TIMEOUT,
+    CodecWiring,
+    ensure_keyring,
+    ensure_token,
+    wait_until_serving,
+)
 from workers.settings import Settings
 
 OUTBOX = Path(".outbox")
@@ -158,31 +163,21 @@ async def start_codec_server(wiring: CodecWiring, env: dict[str, str], log: Path
     """``fitnest codec-server`` for the Web UI and the CLI; returns once it answers."""
     argv = [str(find_executable("fitnest")), "codec-server"]
     child = spawn("codec server", argv, wiring.env(env), log=log)
-    alive = lambda: child.process.poll() is None  # noqa: E731
-    if not await wait_until_serving(wiring.base_url + "/healthz", alive):
+    try:
+        await wait_until_answering(child, wiring.base_url + "/healthz", CODEC_READY_TIMEOUT)
+    except ChildFailed:
         child.stop()
-        raise ChildFailed(child.failure())
+        raise ChildFailed(child.failure()) from None
     return child
 
 
-async def wait_for_ui(url: str, ui: Child) -> None:
-    """Return once the UI answers its health check; fail if it dies or never answers."""
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}healthz", timeout=2) as reply:
-                return bool(reply.status == 200)
-        except OSError:
-            return False
-
-    deadline = time.monotonic() + UI_READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if ui.process.poll() is not None:
-            raise ChildFailed(ui.failure())
-        if await asyncio.to_thread(answers):
-            return
-        await asyncio.sleep(0.2)
-    raise ChildFailed(f"{ui.name} did not answer at {url} within {UI_READY_TIMEOUT:.0f} s")
+async def wait_until_answering(child: Child, url: str, timeout: float) -> None:
+    """Return once ``url`` answers its health check; fail if ``child`` dies or never answers."""
+    if await wait_until_serving(url, lambda: child.process.poll() is None, timeout):
+        return
+    if child.process.poll() is not None:
+        raise ChildFailed(child.failure())
+    raise ChildFailed(f"{child.name} did not answer at {url} within {timeout:.0f} s")
 
 
 def _command_hint(fitnest: Path, server: DevServerSettings) -> str:
@@ -289,7 +284,7 @@ async def up() -> int:
         ui_url = f"http://{ui_settings.ui_host}:{ui_settings.ui_port}/"
         ui = spawn("approver UI", [str(fitnest), "ui"], env, log=settings.data_dir / "ui.log")
         children.append(ui)
-        await wait_for_ui(ui_url, ui)
+        await wait_until_answering(ui, f"{ui_url}healthz", UI_READY_TIMEOUT)
         demo_argv = [str(fitnest), "simulate", "--request", str(DEMO_REQUEST)]
         approval_argv = [
             str(fitnest),
