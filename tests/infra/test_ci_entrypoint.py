@@ -41,3 +41,23 @@ def test_make_test_dry_run_passes_pytest_args_through():
     argv = ["make", "--no-print-directory", "-n", "test", "PYTEST_ARGS=-k probe"]
     dry = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert dry.stdout.strip().splitlines()[-1] == ".venv/bin/python -m pytest -k probe"
+
+
+def test_ci_preamble_survives_pipefail_repeatedly(tmp_path):
+    """Everything before `make test` must exit 0 every time, not most times.
+
+    `make --version | head -n 1` under `set -o pipefail` failed CI once with exit 141: head
+    exits after one line and make, still writing, dies of SIGPIPE, about one run in fifteen
+    here. Running the preamble many times catches a pipe that can break that way.
+    """
+    text = (ROOT / ".ci" / "run").read_text()
+    preamble = text.split('echo "== tests"')[0]
+    copy = tmp_path / ".ci" / "run"
+    copy.parent.mkdir()
+    copy.write_text(preamble + "\nexit 0\n")
+    failures = []
+    for _ in range(40):
+        run = subprocess.run(["bash", str(copy)], cwd=tmp_path, capture_output=True, text=True)
+        if run.returncode != 0:
+            failures.append(run.returncode)
+    assert failures == []
