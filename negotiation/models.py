@@ -451,6 +451,9 @@ class PendingDecision(BaseModel):
     reason: str
     terms_version: int
     due_at: datetime | None = None
+    #: When it was asked and by which movement; None in statuses from before they were carried.
+    created_at: datetime | None = None
+    movement: Movement | None = None
 
 
 class MovementSpan(BaseModel):

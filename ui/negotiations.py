@@ -148,8 +148,9 @@ def as_request(pending: PendingDecision, status: NegotiationStatus) -> DecisionR
         required_authority=pending.required_authority,
         reason=pending.reason,
         terms_version=pending.terms_version,
-        movement=status.movement,
-        created_at=status.started_at,
+        # Statuses from before PendingDecision carried these fall back to the negotiation's.
+        movement=pending.movement or status.movement,
+        created_at=pending.created_at or status.started_at,
         due_at=pending.due_at,
     )
 

@@ -546,6 +546,8 @@ class NegotiationWorkflow:
                 reason=r.reason,
                 terms_version=r.terms_version,
                 due_at=r.due_at,
+                created_at=r.created_at,
+                movement=r.movement,
             )
             for r in self._pending.values()
         ]

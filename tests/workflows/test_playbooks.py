@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.api.enums.v1 import EventType
 
-from negotiation.models import DecisionKind, Outcome, Role
+from negotiation.models import DecisionKind, Movement, Outcome, Role
 from tests.workflows.harness import Negotiation, make_request, terms
 
 WITHIN = terms(
@@ -100,6 +100,9 @@ async def test_conductor_led_deal_owner_decides_every_counteroffer_even_within_t
     assert pending.kind == DecisionKind.COUNTEROFFER
     s = await n.status()
     assert len(s.pending_decisions) == 1  # nobody else is asked at the same time
+    # The request says when and where it was asked, not just when the negotiation began.
+    assert pending.movement == Movement.DEVELOPMENT
+    assert pending.created_at is not None and pending.created_at > s.started_at
     # The deal owner counters with terms of her own.
     await n.decide(pending.request_id, "ana", "revise", revised=terms(56000, 5, 40))
     s = await n.until(lambda s: s.our_terms is not None and s.our_terms.version == 3)
