@@ -1,13 +1,16 @@
 """Debian's chromium, driven by Playwright, against the real UI, worker and dev server.
 
 Never ``playwright install``: the tests launch the system chromium (``make test`` installs it) and
-fail, not skip, without it. Screenshots of the inbox, the negotiation and the KPIs go to
-``docs/screenshots/``.
+fail, not skip, without it. Screenshots of the inbox, the negotiation and the KPIs go to the
+git-ignored ``.data/screenshots/``, or to ``docs/screenshots/`` (the README's pictures) when
+``FITNEST_UPDATE_SCREENSHOTS=1``: a test run leaves the tracked files alone unless asked.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +23,17 @@ from tests.ui.test_api import started_with_counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def screenshot_folder() -> Path:
+    """``docs/screenshots`` when FITNEST_UPDATE_SCREENSHOTS=1, else ``.data/screenshots``."""
+    if os.environ.get("FITNEST_UPDATE_SCREENSHOTS") == "1":
+        return ROOT / "docs" / "screenshots"
+    return ROOT / ".data" / "screenshots"
+
+
+SCREENSHOTS = screenshot_folder()
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -145,6 +158,17 @@ async def test_a_refused_decision_shows_the_workflows_reason(
     await expect(refusal).to_contain_text("beyond the walk-away on total_contract_value")
     await expect(page.get_by_test_id("audit")).to_contain_text("refused by workflow")
     await page.close()
+
+
+def test_screenshots_go_to_an_ignored_folder_unless_an_update_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.delenv("FITNEST_UPDATE_SCREENSHOTS", raising=False)
+    default = screenshot_folder()
+    monkeypatch.setenv("FITNEST_UPDATE_SCREENSHOTS", "1")
+    assert screenshot_folder() == ROOT / "docs" / "screenshots"
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(default / "inbox.png")], cwd=ROOT)
+    assert ignored.returncode == 0, f"{default} is not ignored by git"
 
 
 async def test_a_decision_outside_the_role_shows_why_in_the_browser(
