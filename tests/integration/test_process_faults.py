@@ -31,12 +31,12 @@ from activities.reviews import ReviewInput
 from negotiation.models import DecisionKind, Movement, NegotiationResult, Outcome
 from negotiation.reviews import LegalFindings
 from starters import client as api
+from tests.conftest import own_server_settings
 from tests.encryption import TEST_KEY_FILE
 from tests.integration.processes import WorkerProcess, smtp_server
 from tests.workflows.harness import Negotiation, make_request, terms, worker_replacing
 from workers import devserver
 from workers.client import connect
-from workers.devserver import free_port
 from workers.settings import Settings
 from workflows import search_attributes as sa
 
@@ -242,14 +242,7 @@ async def kill_while_a_decision_is_pending(stage: Stage, point: str) -> None:
 
 async def restart_the_server(folder: Path, script: str = "automated") -> tuple[Played, list[str]]:
     """The dev server on a SQLite file stops twice mid-negotiation and starts again on the file."""
-    settings = devserver.DevServerSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=folder / "server",
-        ip="127.0.0.1",
-        port=free_port(),
-        headless=True,
-        log_level="error",
-    )
+    settings = own_server_settings(folder / "server")
     server = await devserver.start(settings)
     seen: list[str] = []
 

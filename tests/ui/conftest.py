@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 import yaml
+from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from negotiation.models import NegotiationRequest
@@ -72,16 +74,9 @@ def counter_within() -> dict[str, object]:
     return data
 
 
-@pytest.fixture(scope="module")
-async def ui_server(
-    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[UiServer]:
-    """A worker (retrospective window 0, so agreed deals complete) and the UI app under uvicorn."""
-    workdir = tmp_path_factory.mktemp("ui")
-    policy = workdir / "policy.yaml"
-    policy.write_text("retrospective_days: 0\n")
-    directory = workdir / "approvers.yaml"
-    directory.write_text(
+def write_directory(path: Path) -> Path:
+    """The test approvers (:data:`USERS`, password :data:`PASSWORD`) and API key, as a directory file."""
+    path.write_text(
         yaml.safe_dump(
             {
                 "approvers": [
@@ -100,6 +95,35 @@ async def ui_server(
             }
         )
     )
+    return path
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """``app`` under a real uvicorn on a free port, until the block ends; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="module")
+async def ui_server(
+    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[UiServer]:
+    """A worker (retrospective window 0, so agreed deals complete) and the UI app under uvicorn."""
+    workdir = tmp_path_factory.mktemp("ui")
+    policy = workdir / "policy.yaml"
+    policy.write_text("retrospective_days: 0\n")
+    directory = write_directory(workdir / "approvers.yaml")
     task_queue = f"ui-{uuid.uuid4().hex[:10]}"
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -113,17 +137,8 @@ async def ui_server(
         ui_directory=directory,
     )
     app = create_app(settings, load_directory(directory), dev_env.client)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    async with build_worker(dev_env.client, settings, task_queue=task_queue):
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.05)
-        yield UiServer(f"http://127.0.0.1:{port}", settings, dev_env, task_queue)
-        server.should_exit = True
-        await serving
+    async with build_worker(dev_env.client, settings, task_queue=task_queue), serving(app) as url:
+        yield UiServer(url, settings, dev_env, task_queue)
 
 
 async def sign_in(http: httpx.AsyncClient, user: str, password: str = PASSWORD) -> httpx.Response:
