@@ -28,6 +28,7 @@ from starters.client import (
     send_response,
     start_negotiation,
 )
+from ui.cluster import Connected
 from ui.directory import ApiKey
 from ui.inbox import InboxFilterError, InboxFilters, InboxItem, inbox_page
 from ui.problems import PROBLEM_RESPONSES, ProblemError
@@ -74,11 +75,13 @@ class PendingList(BaseModel):
 
 
 @router.post("/negotiations", status_code=201, response_model=StartReceipt)
-async def start(body: NegotiationRequest, request: Request, response: Response) -> StartReceipt:
+async def start(
+    body: NegotiationRequest, request: Request, response: Response, temporal: Connected
+) -> StartReceipt:
     """Start a negotiation. Starting an id that exists already answers 409 and starts nothing."""
-    state = request.app.state
+    task_queue = request.app.state.settings.task_queue
     try:
-        receipt = await start_negotiation(state.client, body, task_queue=state.settings.task_queue)
+        receipt = await start_negotiation(temporal.client, body, task_queue=task_queue)
     except ValueError as err:  # a deadline already past
         raise ProblemError(422, "validation", str(err)) from err
     if not receipt.started:
@@ -92,6 +95,7 @@ async def start(body: NegotiationRequest, request: Request, response: Response) 
 @router.get("/negotiations", response_model=NegotiationList)
 async def list_all(
     request: Request,
+    temporal: Connected,
     playbook: str | None = None,
     counterparty: str | None = None,
     awaiting: Role | None = None,
@@ -108,17 +112,15 @@ async def list_all(
         conditions = filters.conditions()
     except InboxFilterError as err:
         raise ProblemError(422, "validation", str(err)) from err
-    found = await list_negotiations(
-        request.app.state.client, " AND ".join(conditions) or None, limit=limit
-    )
+    found = await list_negotiations(temporal.client, " AND ".join(conditions) or None, limit=limit)
     return NegotiationList(negotiations=found)
 
 
 @router.get("/negotiations/{negotiation_id}", response_model=NegotiationStatus)
-async def read(negotiation_id: str, request: Request) -> NegotiationStatus:
+async def read(negotiation_id: str, temporal: Connected) -> NegotiationStatus:
     """A negotiation's status, open or closed."""
     try:
-        return await get_status(request.app.state.client, negotiation_id)
+        return await get_status(temporal.client, negotiation_id)
     except NegotiationNotFound as err:
         raise ProblemError(404, "not-found", str(err)) from err
 
@@ -127,11 +129,11 @@ async def read(negotiation_id: str, request: Request) -> NegotiationStatus:
     "/negotiations/{negotiation_id}/responses", status_code=202, response_model=ResponseAccepted
 )
 async def respond(
-    negotiation_id: str, body: CounterpartyResponse, request: Request
+    negotiation_id: str, body: CounterpartyResponse, temporal: Connected
 ) -> ResponseAccepted:
     """Deliver a counterparty response; 409 once the negotiation has an outcome."""
     try:
-        await send_response(request.app.state.client, negotiation_id, body)
+        await send_response(temporal.client, negotiation_id, body)
     except NegotiationNotFound as err:
         raise ProblemError(404, "not-found", str(err)) from err
     except NegotiationClosed as err:
@@ -142,6 +144,7 @@ async def respond(
 @router.get("/decisions/pending", response_model=PendingList)
 async def pending(
     request: Request,
+    temporal: Connected,
     role: Annotated[list[Role] | None, Query(description="Roles awaited; all when absent.")] = None,
     playbook: str | None = None,
     counterparty: str | None = None,
@@ -150,16 +153,15 @@ async def pending(
 ) -> PendingList:
     """Pending decisions across negotiations, a page of negotiations at a time."""
     roles = [r.value for r in (role or list(Role))]
-    state = request.app.state
     try:
         page = await inbox_page(
-            state.client,
-            state.requests,
+            temporal.client,
+            temporal.requests,
             InboxFilters(
                 roles=roles,
                 playbook=playbook,
                 counterparty=counterparty,
-                task_queue=state.settings.task_queue,
+                task_queue=request.app.state.settings.task_queue,
             ),
             lambda p, _req, _st: InboxItem(pending=p) if p.role.value in roles else None,
             page_size=page_size,

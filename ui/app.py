@@ -1,7 +1,8 @@
 """The approver UI and the JSON API as one FastAPI app.
 
 ``create_app`` wires the pages, the API, sessions and error handling; the Temporal client is the
-one given (tests) or connected at startup from the settings (``fitnest ui``).
+one given (tests) or connected from the settings (``fitnest ui``): at startup when Temporal answers,
+else at the first request that needs it (``ui.cluster``). Until then those requests answer 503.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
-from temporalio.client import Client
+from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from starters.client import NegotiationNotFound
 from ui import api, pages
 from ui.audit import AuditLog
+from ui.cluster import Cluster
 from ui.directory import Directory
-from ui.negotiations import RequestCache
 from ui.problems import ProblemError, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
-from workers.client import ClusterUnreachable, connect
+from workers.client import ClusterUnreachable
 from workers.settings import Settings
 
 #: A session lasts a working day.
@@ -82,22 +83,25 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_page(request, err.status_code, "Error", str(err.detail))
 
     async def unavailable(request: Request, err: Exception) -> Response:
-        detail = f"Temporal did not answer: {err}"
+        reason = str(err) or "no answer within the UI's deadline"
+        detail = f"Temporal did not answer ({reason}); try again in a moment"
         if _is_api(request):
             return problem_response(request, ProblemError(503, "unavailable", detail))
         return _error_page(request, 503, "Temporal unavailable", detail)
 
     app.add_exception_handler(RPCError, unavailable)
     app.add_exception_handler(ClusterUnreachable, unavailable)
+    # An update that outlives its deadline (its result is unknown: a retry with the same message
+    # id returns the first receipt).
+    app.add_exception_handler(RPCTimeoutOrCancelledError, unavailable)
 
 
 def create_app(settings: Settings, directory: Directory, client: Client | None = None) -> FastAPI:
-    """The app; without ``client`` it connects to the cluster in ``settings`` at startup."""
+    """The app; without ``client`` it connects to the cluster in ``settings`` (see ``ui.cluster``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.client = client or await connect(settings)
-        app.state.requests = RequestCache(app.state.client)
+        await app.state.cluster.try_at_start()
         yield
 
     app = FastAPI(
@@ -114,6 +118,7 @@ def create_app(settings: Settings, directory: Directory, client: Client | None =
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.cluster = Cluster(settings, client)
     app.state.directory = directory
     app.state.api_keys = ApiKeyVerifier(directory)
     app.state.audit = AuditLog(settings.ui_audit_log)

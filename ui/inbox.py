@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecution
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from negotiation.models import NegotiationRequest, NegotiationStatus, PendingDecision, PlaybookName
 from starters.client import NegotiationError, get_status
@@ -149,6 +149,8 @@ async def inbox_page(
     try:
         await executions.fetch_next_page()
     except RPCError as err:
+        if err.status != RPCStatusCode.INVALID_ARGUMENT:
+            raise  # Temporal unreachable or failing: the app answers 503
         raise InboxFilterError(f"the inbox could not be listed: {err.message}") from err
     page = list(executions.current_page or [])[:page_size]
     gate = asyncio.Semaphore(CONCURRENT_QUERIES)

@@ -19,6 +19,7 @@ from negotiation.report import aggregate
 from negotiation.terms import NUMERIC_TERMS
 from starters.report import collect_results
 from ui.audit import AttemptOutcome, attempt_by
+from ui.cluster import Connected, Temporal
 from ui.decisions import DecisionForm, take_decision
 from ui.directory import Approver, Directory
 from ui.inbox import InboxFilters, InboxItem, inbox_page
@@ -129,6 +130,7 @@ async def api_docs(request: Request) -> HTMLResponse:
 async def inbox(
     request: Request,
     approver: Signed,
+    temporal: Connected,
     playbook: str | None = None,
     counterparty: str | None = None,
     page: str | None = None,
@@ -154,7 +156,7 @@ async def inbox(
         task_queue=state.settings.task_queue,
     )
     found = await inbox_page(
-        state.client, state.requests, filters, mine, page_size=INBOX_PAGE_SIZE, token=page
+        temporal.client, temporal.requests, filters, mine, page_size=INBOX_PAGE_SIZE, token=page
     )
     return render(
         request,
@@ -168,20 +170,23 @@ async def inbox(
 
 
 @router.get("/negotiations/{negotiation_id}", response_class=HTMLResponse)
-async def negotiation_page(request: Request, negotiation_id: str, approver: Signed) -> HTMLResponse:
+async def negotiation_page(
+    request: Request, negotiation_id: str, approver: Signed, temporal: Connected
+) -> HTMLResponse:
     """The mandate beside the terms, offers, reviews, pending decisions and the audit trail."""
-    return await _negotiation(request, negotiation_id, approver)
+    return await _negotiation(request, temporal, negotiation_id, approver)
 
 
 async def _negotiation(
     request: Request,
+    temporal: Temporal,
     negotiation_id: str,
     approver: Approver,
     status_code: int = 200,
     result: Any = None,
 ) -> HTMLResponse:
     state = request.app.state
-    view = await read_negotiation(state.client, state.requests, negotiation_id)
+    view = await read_negotiation(temporal.client, temporal.requests, negotiation_id)
     if view.request.participant(approver.participant) is None:
         raise Forbidden("you are not a participant in this negotiation")
     now = datetime.now(UTC)
@@ -224,6 +229,7 @@ async def decide_on(
     request: Request,
     negotiation_id: str,
     approver: Signed,
+    temporal: Connected,
     request_id: Annotated[str, Form()],
     verdict: Annotated[str, Form()],
     message_id: Annotated[str, Form()],
@@ -251,9 +257,9 @@ async def decide_on(
     form = await request.form()
     revised = {name: str(form.get(f"terms.{name}", "")) for name in NUMERIC_TERMS}
     revised["non_standard_clauses"] = str(form.get("terms.non_standard_clauses", ""))
-    view = await read_negotiation(state.client, state.requests, negotiation_id)
+    view = await read_negotiation(temporal.client, temporal.requests, negotiation_id)
     result = await take_decision(
-        state.client,
+        temporal.client,
         state.audit,
         approver,
         view,
@@ -269,15 +275,16 @@ async def decide_on(
     if result.receipt is not None:
         request.session["flash"] = {"kind": "ok", "text": result.message}
         return RedirectResponse(f"/negotiations/{negotiation_id}", status_code=303)
-    return await _negotiation(request, negotiation_id, approver, result.status_code, result)
+    return await _negotiation(
+        request, temporal, negotiation_id, approver, result.status_code, result
+    )
 
 
 @router.get("/kpis", response_class=HTMLResponse)
-async def kpis(request: Request, approver: Signed) -> HTMLResponse:
+async def kpis(request: Request, approver: Signed, temporal: Connected) -> HTMLResponse:
     """Charts of the closed negotiations: cycle time by playbook, outcomes, compliance rate."""
-    state = request.app.state
     results = await collect_results(
-        state.client, task_queue=state.settings.task_queue, limit=KPI_LIMIT
+        temporal.client, task_queue=request.app.state.settings.task_queue, limit=KPI_LIMIT
     )
     report = aggregate(results)
     return render(request, "kpis.html", report=report, charts=kpi_charts(report))

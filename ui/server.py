@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import secrets
 import sys
@@ -11,12 +10,16 @@ import uvicorn
 
 from ui.app import create_app
 from ui.directory import DirectoryError, hash_secret, load_directory
-from workers.client import ClusterUnreachable, connect
+from workers.client import data_converter
+from workers.codec import KeyringError
 from workers.settings import Settings
 
 
 def serve(settings: Settings) -> int:
-    """Run the UI until Ctrl-C; 2 when the directory is missing or invalid."""
+    """Run the UI until Ctrl-C; 2 when the directory or the keyring is missing or invalid.
+
+    Temporal need not answer yet: pages that need it answer 503 until it does.
+    """
     if settings.ui_directory is None:
         print(
             "error: set FITNEST_UI_DIRECTORY to the approver directory (YAML); "
@@ -30,10 +33,10 @@ def serve(settings: Settings) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(connect(settings))  # say so now, not as a traceback from the app's startup
-    except ClusterUnreachable as err:
+        data_converter(settings)  # say so now, not as a traceback from the app's startup
+    except KeyringError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 4
+        return 2
     app = create_app(settings, directory)
     print(f"Fitnest UI on http://{settings.ui_host}:{settings.ui_port}/", flush=True)
     uvicorn.run(app, host=settings.ui_host, port=settings.ui_port, log_level="warning")

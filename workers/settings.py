@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         default=Path(".data/ui-audit.jsonl"),
         description="Append-only log of every decision attempt made through the UI.",
     )
+    ui_temporal_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds the UI waits for Temporal on one call (retries of an unreachable "
+        "server included) before the page or API call answers 503.",
+    )
     key_file: Path = Field(
         default=Path(".data/keys.json"),
         description="JSON keyring of the payload encryption keys (mode 0600, never committed).",
