@@ -7,6 +7,7 @@ else at the first request that needs it (``ui.cluster``). Until then those reque
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from ui.cluster import Cluster
 from ui.directory import Directory
 from ui.problems import ProblemError, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
+from ui.throttle import Clock, SignInThrottle
 from workers.client import ClusterUnreachable
 from workers.settings import Settings
 
@@ -96,8 +98,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RPCTimeoutOrCancelledError, unavailable)
 
 
-def create_app(settings: Settings, directory: Directory, client: Client | None = None) -> FastAPI:
-    """The app; without ``client`` it connects to the cluster in ``settings`` (see ``ui.cluster``)."""
+def create_app(
+    settings: Settings,
+    directory: Directory,
+    client: Client | None = None,
+    *,
+    clock: Clock = time.monotonic,
+) -> FastAPI:
+    """The app; without ``client`` it connects to the cluster in ``settings`` (see ``ui.cluster``).
+
+    ``clock`` times the sign-in throttle (tests move it instead of waiting).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +133,7 @@ def create_app(settings: Settings, directory: Directory, client: Client | None =
     app.state.directory = directory
     app.state.api_keys = ApiKeyVerifier(directory)
     app.state.audit = AuditLog(settings.ui_audit_log)
+    app.state.throttle = SignInThrottle.from_settings(settings, clock)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(settings),

@@ -1,9 +1,11 @@
-"""Every decision attempt made through the UI, accepted or refused, as one JSON line.
+"""Every decision attempt made through the UI, accepted or refused, as one JSON line; and every
+sign-in and every API key the UI checks or refuses (``kind`` tells them apart).
 
 A decision the UI refuses at its edge (outside the approver's role or authority, self-approval,
 someone else's negotiation) never reaches the workflow, so its history cannot tell of it: this
 append-only file does. Accepted decisions are logged too, so one file answers "who tried what".
 No deal terms and no comments are written (a comment may quote a price): the workflow keeps those.
+Access attempts carry the name or key id and the client address, never a password or a secret.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,6 +36,7 @@ class DecisionAttempt(BaseModel):
     """One decision someone tried to take, and what became of it."""
 
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    kind: Literal["decision"] = "decision"
     negotiation_id: str
     request_id: str
     user: str = Field(description="Who was signed in.")
@@ -73,14 +77,50 @@ def attempt_by(
     )
 
 
+class AccessOutcome(StrEnum):
+    """What became of a sign-in or an API key."""
+
+    ACCEPTED = "accepted"
+    WRONG_CREDENTIALS = "wrong_credentials"
+    THROTTLED = "throttled"
+
+
+#: The longest name kept of what was typed (someone may type a password in the name field).
+_NAME_CHARS = 64
+
+
+class AccessAttempt(BaseModel):
+    """One sign-in or API-key attempt, and what became of it."""
+
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    kind: Literal["sign_in", "api_key"]
+    user: str = Field(description="The user name as typed, or the API key's id.")
+    address: str = Field(description="The client address the attempt came from.")
+    outcome: AccessOutcome
+    reason: str = Field(default="", description="Why it was refused, in plain words.")
+
+
+def access_attempt(
+    kind: Literal["sign_in", "api_key"],
+    user: str,
+    address: str,
+    outcome: AccessOutcome,
+    reason: str = "",
+) -> AccessAttempt:
+    """An access attempt, the name cut to a sane length."""
+    return AccessAttempt(
+        kind=kind, user=user[:_NAME_CHARS], address=address, outcome=outcome, reason=reason
+    )
+
+
 class AuditLog:
-    """An append-only JSON-lines file of decision attempts."""
+    """An append-only JSON-lines file of decision and access attempts."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = asyncio.Lock()
 
-    async def append(self, attempt: DecisionAttempt) -> None:
+    async def append(self, attempt: DecisionAttempt | AccessAttempt) -> None:
         """Write one attempt; lines from concurrent requests never interleave."""
         line = attempt.model_dump_json() + "\n"
         async with self._lock:

@@ -33,7 +33,9 @@ from ui.negotiations import (
 )
 from ui.security import (
     Forbidden,
+    Throttled,
     check_csrf,
+    checked_credentials,
     csrf_token,
     current_approver,
     sign_in,
@@ -88,10 +90,19 @@ async def login(
     csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    """Sign in; a wrong name or password answers 401 with the form again."""
+    """Sign in; a wrong name or password answers 401 with the form again, and after too many
+    failures 429 with when to try again (``ui.throttle``)."""
     check_csrf(request, csrf)
     directory: Directory = request.app.state.directory
-    approver = directory.authenticate(username.strip(), password)
+    user = username.strip()
+    try:
+        approver = await checked_credentials(
+            request, "sign_in", user, lambda: directory.authenticate(user, password)
+        )
+    except Throttled as err:
+        paused = render(request, "login.html", 429, next=_safe_next(next), error=err.detail)
+        paused.headers["Retry-After"] = str(err.retry_after)
+        return paused
     if approver is None:
         return render(
             request, "login.html", 401, next=_safe_next(next), error="Wrong user name or password."

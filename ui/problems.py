@@ -22,6 +22,7 @@ _TITLES = {
     404: "Not found",
     409: "Conflict",
     422: "Invalid input",
+    429: "Too many attempts",
     503: "Temporal unavailable",
 }
 
@@ -50,17 +51,23 @@ class ProblemError(Exception):
     """Raise to answer with a problem; ``kind`` becomes ``/problems/<kind>``."""
 
     def __init__(
-        self, status: int, kind: str, detail: str, errors: list[FieldError] | None = None
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
         self.errors = errors
+        self.headers = headers or {}
 
 
 def problem_response(request: Request, error: ProblemError) -> JSONResponse:
-    """The problem as a response, with a WWW-Authenticate challenge on 401."""
+    """The problem as a response (with its headers), with a WWW-Authenticate challenge on 401."""
     body = Problem(
         type=f"/problems/{error.kind}",
         title=_TITLES.get(error.status, "Error"),
@@ -69,7 +76,9 @@ def problem_response(request: Request, error: ProblemError) -> JSONResponse:
         instance=request.url.path,
         errors=error.errors,
     )
-    headers = {"WWW-Authenticate": 'Bearer realm="fitnest"'} if error.status == 401 else None
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="fitnest"'
     return JSONResponse(
         body.model_dump(exclude_none=True),
         status_code=error.status,
@@ -97,5 +106,5 @@ def validation_problem(error: RequestValidationError) -> ProblemError:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": title, "content": {PROBLEM_JSON: {}}}
     for status, title in _TITLES.items()
-    if status in (401, 404, 409, 422, 503)
+    if status in (401, 404, 409, 422, 429, 503)
 }

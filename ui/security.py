@@ -2,6 +2,8 @@
 
 Identity, role and authority come from the signed session (the user name) and the directory
 (what that user holds), never from a form field. Every form carries the session's CSRF token.
+Passwords and API keys are checked through :func:`checked_credentials`: throttled
+(``ui.throttle``) and audited (``ui.audit``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal, TypeVar
 
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ui.audit import AccessOutcome, AuditLog, access_attempt
 from ui.directory import ApiKey, Approver, Directory
 from ui.problems import ProblemError
+from ui.throttle import SignInThrottle, wait_in_words
 from workers.settings import Settings
 
 _CSRF = "csrf"
@@ -33,6 +39,15 @@ class Forbidden(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Throttled(Exception):
+    """Too many failures from this address or for this name: refused before any check."""
+
+    def __init__(self, retry_after: int, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.detail = detail
 
 
 def session_secret(settings: Settings) -> str:
@@ -100,6 +115,61 @@ def current_approver(request: Request) -> Approver:
     return approver
 
 
+Found = TypeVar("Found")
+
+#: Per kind of attempt: why a wrong one is refused, and why one is refused unchecked.
+_REFUSALS = {
+    "sign_in": (
+        "wrong user name or password",
+        "Too many failed sign-ins for this user name or from this address. "
+        "Sign-in is paused: try again in {wait}.",
+    ),
+    "api_key": (
+        "the API key is not valid",
+        "too many invalid API keys from this address: try again in {wait}",
+    ),
+}
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from (behind a proxy: as uvicorn's proxy headers say)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def checked_credentials(
+    request: Request,
+    kind: Literal["sign_in", "api_key"],
+    name: str,
+    check: Callable[[], Found | None],
+) -> Found | None:
+    """``check()`` (a password or key check) unless the throttle says wait (:class:`Throttled`).
+
+    A failure counts for the client address, and a sign-in's for its user name too; a sign-in
+    that succeeds clears its name's count. Every attempt checked or refused is audited.
+    """
+    throttle: SignInThrottle = request.app.state.throttle
+    audit: AuditLog = request.app.state.audit
+    address = client_address(request)
+    user = name if kind == "sign_in" else None
+    wrong, paused = _REFUSALS[kind]
+    wait = throttle.retry_after(address, user)
+    if wait:
+        detail = paused.format(wait=wait_in_words(wait))
+        await audit.append(access_attempt(kind, name, address, AccessOutcome.THROTTLED, detail))
+        raise Throttled(wait, detail)
+    found = check()
+    if found is None:
+        throttle.failed(address, user)
+        await audit.append(
+            access_attempt(kind, name, address, AccessOutcome.WRONG_CREDENTIALS, wrong)
+        )
+        return None
+    if user is not None:
+        throttle.succeeded(user)
+    await audit.append(access_attempt(kind, name, address, AccessOutcome.ACCEPTED))
+    return found
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `<key id>.<secret>`.")
 
 
@@ -110,16 +180,23 @@ class ApiKeyVerifier:
         self.directory = directory
         self._proven: dict[bytes, ApiKey] = {}
 
+    def proven(self, token: str) -> ApiKey | None:
+        """The key ``token`` proved before in this process, if it did (no scrypt check)."""
+        return self._proven.get(_digest(token))
+
     def verify(self, token: str) -> ApiKey | None:
         """The key ``token`` proves, if any (a scrypt check the first time only)."""
-        digest = hashlib.sha256(token.encode()).digest()
-        known = self._proven.get(digest)
+        known = self.proven(token)
         if known is not None:
             return known
         key = self.directory.api_key(token)
         if key is not None:
-            self._proven[digest] = key
+            self._proven[_digest(token)] = key
         return key
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 async def api_client(request: Request) -> ApiKey:
@@ -129,8 +206,20 @@ async def api_client(request: Request) -> ApiKey:
         raise ProblemError(
             401, "unauthenticated", "send an API key as 'Authorization: Bearer <key id>.<secret>'"
         )
+    token = credentials.credentials
     verifier: ApiKeyVerifier = request.app.state.api_keys
-    key = verifier.verify(credentials.credentials)
+    # A key proven before is no guess: it passes even from an address the throttle refuses.
+    key = verifier.proven(token)
+    if key is not None:
+        return key
+    try:
+        key = await checked_credentials(
+            request, "api_key", token.partition(".")[0], lambda: verifier.verify(token)
+        )
+    except Throttled as err:
+        raise ProblemError(
+            429, "throttled", err.detail, headers={"Retry-After": str(err.retry_after)}
+        ) from err
     if key is None:
         raise ProblemError(401, "unauthenticated", "the API key is not valid")
     return key

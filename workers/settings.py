@@ -100,6 +100,21 @@ class Settings(BaseSettings):
         default=Path(".data/ui-audit.jsonl"),
         description="Append-only log of every decision attempt made through the UI.",
     )
+    ui_throttle_user_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins one user name may have within the throttle window; further "
+        "attempts get 429 until the oldest expires.",
+    )
+    ui_throttle_address_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Failed sign-ins and API keys one client address may have within the "
+        "throttle window (several people may share an address behind NAT).",
+    )
+    ui_throttle_window_seconds: float = Field(
+        default=900.0, gt=0, description="The throttle window: failures older than this expire."
+    )
     ui_temporal_timeout: float = Field(
         default=5.0,
         gt=0,

@@ -24,9 +24,10 @@ async def _decision_form(ui_server: UiServer, http, nid: str) -> dict[str, str]:
     return fields
 
 
-def _audit(ui_server: UiServer) -> list[dict[str, object]]:
+def _audit(ui_server: UiServer, kind: str = "decision") -> list[dict[str, object]]:
     path = ui_server.settings.ui_audit_log
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [r for r in records if r["kind"] == kind]
 
 
 async def test_pages_without_a_session_answer_401_with_the_sign_in_form(ui_server: UiServer):
