@@ -55,13 +55,16 @@ class ClosureMovement(MovementPlayer):
         """Final legal review and finance approval; people sign off where the reviews ask for it."""
         agreed = self.state.agreed
         assert agreed is not None and self.state.policy is not None
-        legal_call = self.review_legal(agreed, "final legal review")
-        finance_call = self.review_finance(agreed, "final finance approval")
+        # Each review's coroutine is created only when it is awaited: one created early and never
+        # reached (a workflow evicted from the cache during the legal review) warns "never awaited".
         if self._together:
-            legal, finance = await asyncio.gather(legal_call, finance_call)
+            legal, finance = await asyncio.gather(
+                self.review_legal(agreed, "final legal review"),
+                self.review_finance(agreed, "final finance approval"),
+            )
         else:
-            legal = await legal_call
-            finance = await finance_call
+            legal = await self.review_legal(agreed, "final legal review")
+            finance = await self.review_finance(agreed, "final finance approval")
         await self._report_reviews(agreed.version, legal, finance)
         needs: list[tuple[Requirement, DecisionKind]] = []
         if legal.counsel_must_sign:
