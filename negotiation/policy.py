@@ -27,8 +27,10 @@ class ValueTier(BaseModel):
         description="Upper bound of total contract value; None for the last tier."
     )
     approvers: tuple[Role, ...] = Field(description="Roles that approve commitments in this tier.")
-    decision_due_hours: int = Field(
-        default=24, ge=1, description="How long an approver has to answer."
+    decision_due_hours: float = Field(
+        default=24,
+        gt=0,
+        description="How long an approver has to answer, in hours; fractions allowed (0.5: 30 minutes).",
     )
 
 
@@ -172,8 +174,10 @@ class Policy(BaseModel):
         },
         description="Next authority when a decision is not taken by twice its due time.",
     )
-    counterparty_reminder_days: int = Field(
-        default=5, ge=1, description="Remind a silent counterparty after this many days."
+    counterparty_reminder_days: float = Field(
+        default=5,
+        gt=0,
+        description="Remind a silent counterparty after this many days; fractions allowed (0.25: 6 hours).",
     )
     touchpoint_after_stalled_rounds: int = Field(
         default=2, ge=1, description="Propose a check-in after this many rounds without progress."

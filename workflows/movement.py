@@ -386,7 +386,7 @@ class MovementPlayer:
         await self.report(
             reminders=[Reminder(at=workflow.now(), to="counterparty")],
             timeline=[
-                f"counterparty reminded after {policy.counterparty_reminder_days} days of silence"
+                f"counterparty reminded after {policy.counterparty_reminder_days:g} days of silence"
             ],
         )
         await self.until(self._has_counterparty, summary)

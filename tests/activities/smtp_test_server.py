@@ -35,6 +35,12 @@ class Received:
     rcpt_tos: list[str]
     message: EmailMessage
 
+    @property
+    def key(self) -> str:
+        """The idempotency key, unfolded: a long key arrives folded onto a continuation line,
+        which leaves the whitespace of the fold in front of the value."""
+        return str(self.message[KEY_HEADER]).strip()
+
 
 @dataclass
 class MailHandler:
@@ -72,4 +78,4 @@ class SmtpServer:
 
     def received(self, key: str) -> list[Received]:
         """Messages received under idempotency key ``key``."""
-        return [r for r in self.handler.received if r.message[KEY_HEADER] == key]
+        return [r for r in self.handler.received if r.key == key]

@@ -10,7 +10,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.channels import KEY_HEADER, OutboxChannel, SmtpChannel, message_id
+from activities.channels import OutboxChannel, SmtpChannel, message_id
 from activities.errors import (
     NotificationDeferred,
     NotificationInProgress,
@@ -54,7 +54,7 @@ async def test_notification_arrives_with_recipients_subject_body_and_message_id(
     assert got.message.get_content() == "Hello Ana,\nsee the terms.\n"
     assert got.message["Message-ID"] == message_id(n.idempotency_key, SENDER)
     assert got.message["Message-ID"].endswith("@fitnest.example>")
-    assert got.message[KEY_HEADER] == n.idempotency_key
+    assert got.key == n.idempotency_key
 
 
 async def test_same_key_twice_is_delivered_once_and_second_is_a_duplicate(

@@ -18,7 +18,6 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from activities.channels import KEY_HEADER
 from tests.activities.smtp_test_server import MailHandler
 from workers.devserver import free_port
 from workers.settings import Settings
@@ -123,7 +122,7 @@ class StallingMailHandler(MailHandler):
     def keys(self, negotiation_id: str) -> Counter[str]:
         """How often each notification of a negotiation arrived, by key without the id."""
         prefix = f"{negotiation_id}/"
-        keys = (str(r.message[KEY_HEADER]) for r in self.received)
+        keys = (r.key for r in self.received)
         return Counter(k.removeprefix(prefix) for k in keys if k.startswith(prefix))
 
 

@@ -13,7 +13,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from temporalio.testing import WorkflowEnvironment
 
-from activities.channels import KEY_HEADER
 from negotiation.models import Movement
 from starters import client as api
 from tests.activities.smtp_test_server import MailHandler
@@ -67,7 +66,7 @@ async def _mail_server_down_then_back(dev_env: WorkflowEnvironment, tmp_path: Pa
             await n.until(lambda s: s.our_terms is not None, timeout=60)
         finally:
             controller.stop()
-    role_cards = [r for r in handler.received if "/role-card/" in str(r.message[KEY_HEADER])]
+    role_cards = [r for r in handler.received if "/role-card/" in r.key]
     recipients = sorted(a for r in role_cards for a in r.rcpt_tos)
     assert recipients == sorted(p.email for p in request.participants)  # each exactly once
 

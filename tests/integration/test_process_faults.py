@@ -104,6 +104,18 @@ async def play_conductor(stage: Stage, fault: Fault) -> NegotiationResult:
     return await asyncio.wait_for(api.get_result(n.client, n.id), SCENARIO_SECONDS)
 
 
+async def play_reminded(stage: Stage, fault: Fault) -> NegotiationResult:
+    """Silent until reminded, then the counterparty accepts the opening offer and signs."""
+    n = stage.n
+    await stage.until(lambda s: s.our_terms is not None)
+    await fault("offered")
+    await stage.until(lambda s: bool(s.reminders))
+    await n.respond("accept")
+    await stage.until(lambda s: s.movement == Movement.CLOSURE)
+    await n.respond("sign")
+    return await asyncio.wait_for(api.get_result(n.client, n.id), SCENARIO_SECONDS)
+
+
 async def play_silent(stage: Stage, fault: Fault) -> NegotiationResult:
     """The counterparty never answers our opening offer."""
     await stage.until(lambda s: s.our_terms is not None)
@@ -116,6 +128,7 @@ SCRIPTS = {
     "automated": (play_automated, "automated"),
     "conductor_led": (play_conductor, "conductor_led"),
     "silent": (play_silent, "automated"),
+    "reminded": (play_reminded, "automated"),
 }
 
 
@@ -128,10 +141,10 @@ class Played:
     log: list[str] = field(default_factory=list)
 
 
-def policy_file(folder: Path) -> Path:
+def policy_file(folder: Path, **policy: Any) -> Path:
     """No retrospective window: the workflow completes at its outcome, so results can be awaited."""
     path = folder / "policy.json"
-    path.write_text(json.dumps({"retrospective_days": 0}))
+    path.write_text(json.dumps({"retrospective_days": 0, **policy}))
     return path
 
 
@@ -140,9 +153,12 @@ async def play(
     folder: Path,
     script: str,
     fault: Callable[[Stage, str], Awaitable[None]] | None = None,
+    *,
+    policy: dict[str, Any] | None = None,
     **request: Any,
 ) -> Played:
-    """Play ``script`` with a worker process, calling ``fault`` at the script's fault points."""
+    """Play ``script`` with a worker process, calling ``fault`` at the script's fault points;
+    ``policy`` adds to the policy file, ``request`` overrides fields of the request."""
     folder.mkdir(parents=True, exist_ok=True)
     with smtp_server() as (port, mail):
         settings = Settings(
@@ -153,7 +169,7 @@ async def play(
             smtp_host="127.0.0.1",
             smtp_port=port,
             ledger_dir=folder / "ledger",
-            policy_file=policy_file(folder),
+            policy_file=policy_file(folder, **(policy or {})),
         )
         client = await connect(settings)
         play_script, playbook = SCRIPTS[script]
@@ -278,6 +294,33 @@ async def down_past_the_deadline(address: str, folder: Path) -> Played:
     return await play(address, folder, "silent", away, mandate__deadline=deadline.isoformat())
 
 
+#: The counterparty's reminder in the reminder scenario: after 20 seconds of silence.
+REMINDER = timedelta(seconds=20)
+
+
+async def down_past_the_reminder(address: str, folder: Path) -> tuple[Played, datetime]:
+    """No worker when the counterparty's reminder falls due: it goes out once a worker is back.
+
+    Returns the scenario and the time the reminder fell due.
+    """
+    due: list[datetime] = []
+
+    async def away(stage: Stage, point: str) -> None:
+        offered = (await stage.n.status()).our_terms  # a query needs a worker: ask first
+        await quiet(stage)
+        await stage.worker.kill()
+        due.append(offered.at + REMINDER)
+        await asyncio.sleep(max(0.0, (due[0] - datetime.now(UTC)).total_seconds()) + 2)
+        assert not any("counterparty-reminder" in key for key in stage.mail.keys(stage.n.id))
+        await stage.worker.start()
+
+    days = REMINDER / timedelta(days=1)
+    played = await play(
+        address, folder, "reminded", away, policy={"counterparty_reminder_days": days}
+    )
+    return played, due[0]
+
+
 class HangingReview:
     """A legal review service that never answers, behind the real activity's name and signature."""
 
@@ -339,6 +382,7 @@ async def scenarios(
         ),
         "server_restart": restart_the_server(root / "server"),
         "deadline": down_past_the_deadline(address, root / "deadline"),
+        "reminder": down_past_the_reminder(address, root / "reminder"),
         "review_hangs": review_hangs(dev_env.client, root / "hang"),
     }
     tasks = {name: asyncio.create_task(run, name=name) for name, run in runs.items()}
@@ -422,6 +466,18 @@ async def test_a_deadline_passed_while_no_worker_ran_expires_once_the_worker_is_
     assert played.result.outcome == Outcome.EXPIRED
     assert "deadline" in (played.result.outcome_reason or "")
     exactly_once(played)
+
+
+async def test_a_reminder_due_while_no_worker_ran_goes_out_once_when_the_worker_is_back(
+    scenarios,
+) -> None:
+    played, due = await scenarios["reminder"]
+    assert played.result.outcome == Outcome.AGREED
+    [reminder] = played.result.status.reminders
+    assert reminder.to == "counterparty"
+    assert reminder.at > due  # late, since no worker ran at the due time, but sent
+    exactly_once(played)
+    assert len([key for key in played.mail if "counterparty-reminder" in key]) == 1
 
 
 async def test_a_hanging_review_times_out_and_is_retried_while_the_negotiation_waits(

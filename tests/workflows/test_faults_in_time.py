@@ -25,7 +25,6 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.channels import KEY_HEADER
 from activities.reviews import ReviewInput
 from negotiation.models import DecisionKind, Movement, NegotiationRequest, Role
 from negotiation.reviews import FinanceFindings, LegalFindings
@@ -81,7 +80,7 @@ class Stage:
     def sent(self, n: Negotiation) -> Counter[str]:
         """How often each notification of ``n`` arrived, by key without the negotiation id."""
         prefix = f"{n.id}/"
-        keys = (str(r.message[KEY_HEADER]) for r in self.mail.received)
+        keys = (r.key for r in self.mail.received)
         return Counter(k.removeprefix(prefix) for k in keys if k.startswith(prefix))
 
 
@@ -175,7 +174,7 @@ async def test_review_services_that_fail_for_good_time_out_and_the_people_are_as
             mails = [
                 r
                 for r in stage.mail.received
-                if str(r.message[KEY_HEADER]).endswith(asked.request_id)
+                if r.key.endswith(asked.request_id)
             ]
             assert [r.rcpt_tos for r in mails] == [[f"{person}@fitnest.example"]]  # told, once
         # They sign off in person, and the negotiation goes on to our signature.
