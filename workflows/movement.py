@@ -220,10 +220,13 @@ class MovementPlayer:
         await self.send_reports()
         if ready():
             return True
+        remaining = at - workflow.now()
+        if remaining <= timedelta(0):
+            # Already past (a worker was down when it fell due). No zero-length wait: from
+            # Python 3.12, asyncio.wait_for would start a timer for it, which 3.11 never did.
+            return False
         try:
-            await workflow.wait_condition(
-                ready, timeout=max(at - workflow.now(), timedelta(0)), timeout_summary=summary
-            )
+            await workflow.wait_condition(ready, timeout=remaining, timeout_summary=summary)
         except TimeoutError:
             return False
         return True
