@@ -28,7 +28,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.reviews import ReviewInput
-from negotiation.models import DecisionKind, Movement, NegotiationResult, Outcome
+from negotiation.models import DecisionKind, Movement, NegotiationResult, Outcome, Role
+from negotiation.policy import Policy
 from negotiation.reviews import LegalFindings
 from starters import client as api
 from tests.conftest import own_server_settings
@@ -321,6 +322,46 @@ async def down_past_the_reminder(address: str, folder: Path) -> tuple[Played, da
     return played, due[0]
 
 
+#: How long an approver has in the overdue-decision scenario: reminded at 20 s, escalated at 40 s.
+DECISION_DUE = timedelta(seconds=20)
+
+
+async def down_past_a_decision(address: str, folder: Path) -> tuple[Played, str]:
+    """No worker while the deal owner's decision falls due and then overdue: when a worker is
+    back, the reminder and the escalation both go out, in that order, once each.
+
+    Returns the scenario and the id of the request that fell overdue.
+    """
+    asked: list[str] = []
+
+    async def away(stage: Stage, point: str) -> None:
+        if point != "pending":
+            return
+        [pending] = (await stage.n.status()).pending_decisions  # a query needs a worker
+        asked.append(pending.request_id)
+        for _ in range(600):  # the decision request has gone out
+            if stage.mail.keys(stage.n.id)[pending.request_id]:
+                break
+            await asyncio.sleep(0.05)
+        await quiet(stage)
+        await stage.worker.kill()
+        assert pending.created_at is not None
+        overdue = pending.created_at + 2 * DECISION_DUE
+        await asyncio.sleep(max(0.0, (overdue - datetime.now(UTC)).total_seconds()) + 2)
+        await stage.worker.start()
+        # Nobody answers until the escalation is in: the deal owner could still decide while the
+        # reminder is being sent, and the script would then never see the escalation.
+        await stage.until(lambda s: any(e.request_id == pending.request_id for e in s.escalations))
+
+    hours = DECISION_DUE / timedelta(hours=1)
+    tiers = [
+        {**tier, "decision_due_hours": hours}
+        for tier in Policy().model_dump(mode="json")["value_tiers"]
+    ]
+    played = await play(address, folder, "conductor_led", away, policy={"value_tiers": tiers})
+    return played, asked[0]
+
+
 class HangingReview:
     """A legal review service that never answers, behind the real activity's name and signature."""
 
@@ -383,6 +424,7 @@ async def scenarios(
         "server_restart": restart_the_server(root / "server"),
         "deadline": down_past_the_deadline(address, root / "deadline"),
         "reminder": down_past_the_reminder(address, root / "reminder"),
+        "overdue": down_past_a_decision(address, root / "overdue"),
         "review_hangs": review_hangs(dev_env.client, root / "hang"),
     }
     tasks = {name: asyncio.create_task(run, name=name) for name, run in runs.items()}
@@ -478,6 +520,27 @@ async def test_a_reminder_due_while_no_worker_ran_goes_out_once_when_the_worker_
     assert reminder.at > due  # late, since no worker ran at the due time, but sent
     exactly_once(played)
     assert len([key for key in played.mail if "counterparty-reminder" in key]) == 1
+
+
+async def test_a_decision_overdue_while_no_worker_ran_is_reminded_then_escalated_once_each(
+    scenarios,
+) -> None:
+    played, request_id = await scenarios["overdue"]
+    status = played.result.status
+    assert played.result.outcome == Outcome.AGREED
+    [reminded] = [r for r in status.reminders if r.request_id == request_id]
+    [escalated] = [e for e in status.escalations if e.request_id == request_id]
+    assert (reminded.to, escalated.from_role, escalated.to_role) == (
+        "deal_owner",
+        Role.DEAL_OWNER,
+        Role.EXECUTIVE,
+    )
+    assert reminded.at <= escalated.at
+    # The executive, asked at the escalation, took the decision.
+    [decided] = [d for d in status.decisions if d.request_id == request_id]
+    assert decided.approver == "eve"
+    exactly_once(played)
+    assert played.mail[f"{request_id}/reminder/deal_owner"] == 1
 
 
 async def test_a_hanging_review_times_out_and_is_retried_while_the_negotiation_waits(
