@@ -569,6 +569,10 @@ class NegotiationResult(BaseModel):
     agreed_terms: Offer | None
     kpis: Kpis
     status: NegotiationStatus
+    provisional: bool = Field(
+        default=False,
+        description="Read during the retrospective window: satisfaction may still change.",
+    )
 
 
 class DecisionReceipt(BaseModel):

@@ -70,6 +70,10 @@ class KpiReport(BaseModel):
         description=f"Per playbook (in playbook order; '{NO_PLAYBOOK}' when none was chosen)."
     )
     by_deal_type: dict[str, KpiSummary] = Field(description="Per deal type.")
+    in_retrospective: int = Field(
+        default=0,
+        description="How many of them are still in their retrospective window (satisfaction provisional).",
+    )
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -128,6 +132,7 @@ def aggregate(results: Sequence[NegotiationResult]) -> KpiReport:
             [p.value for p in PlaybookName] + [NO_PLAYBOOK],
         ),
         by_deal_type=_grouped(results, lambda r: r.deal_type.value, [d.value for d in DealType]),
+        in_retrospective=sum(1 for r in results if r.provisional),
     )
 
 
@@ -199,7 +204,12 @@ def render_table(report: KpiReport) -> str:
     )
     return "\n".join(
         [
-            f"KPIs of {o.count} closed negotiation{'' if o.count == 1 else 's'}",
+            f"KPIs of {o.count} closed negotiation{'' if o.count == 1 else 's'}"
+            + (
+                f" ({report.in_retrospective} in the retrospective window: satisfaction provisional)"
+                if report.in_retrospective
+                else ""
+            ),
             *_kpi_table(report),
             "",
             "Outcomes",

@@ -4,21 +4,29 @@ The visibility store says which negotiations closed; each one's result (with its
 from its own history through the client. Nothing is copied aside, so the report is always what
 Temporal holds.
 
-Only negotiations whose workflow has *completed* count: one that has an outcome but still waits
-for its retrospective is running, and joins the report when its window closes. ``since`` and
-``until`` filter on that close time (Temporal's ``CloseTime``), not on the business close.
+A negotiation counts from its outcome on. While its retrospective window is open its workflow
+still runs: its result is read with the ``result_so_far`` query (marked ``provisional``, since
+satisfaction answers may still arrive), which needs a worker; one that cannot be read then is
+left out and logged. Once the workflow has completed, its result comes from its history.
+``since`` and ``until`` filter on the close: Temporal's ``CloseTime`` for completed workflows,
+the business close (``status.closed_at``) for those still in their window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from datetime import UTC, datetime
 
+import structlog
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from negotiation.models import DealType, NegotiationResult, PlaybookName
 from workflows import search_attributes as sa
+
+log = structlog.get_logger(__name__)
 
 #: Results fetched at once: enough to hide round trips, few enough to spare the frontend.
 CONCURRENT_FETCHES = 16
@@ -56,14 +64,21 @@ def build_query(
     since: datetime | None = None,
     until: datetime | None = None,
     task_queue: str | None = None,
+    in_retrospective: bool = False,
 ) -> str:
-    """The visibility query for completed negotiations matching the filters.
+    """The visibility query for completed negotiations matching the filters, or with
+    ``in_retrospective`` for those with an outcome whose workflow still runs (no close-time
+    clauses then: the caller filters on the business close).
 
     Every value is checked (playbook and deal type against their enums, the task queue against a
     strict pattern) or formatted here (dates) before it enters the query.
     Raises ReportFilterError for a value that cannot be used.
     """
-    clauses = ["WorkflowType = 'NegotiationWorkflow'", "ExecutionStatus = 'Completed'"]
+    clauses = ["WorkflowType = 'NegotiationWorkflow'"]
+    if in_retrospective:
+        clauses += ["ExecutionStatus = 'Running'", f"{sa.OUTCOME.name} IS NOT NULL"]
+    else:
+        clauses.append("ExecutionStatus = 'Completed'")
     if playbook is not None:
         clauses.append(f"{sa.PLAYBOOK.name} = '{_enum_value(PlaybookName, playbook, 'playbook')}'")
     if deal_type is not None:
@@ -72,9 +87,9 @@ def build_query(
         raise ReportFilterError(
             f"since ({_rfc3339(since)}) must be before until ({_rfc3339(until)})"
         )
-    if since is not None:
+    if since is not None and not in_retrospective:
         clauses.append(f"CloseTime >= '{_rfc3339(since)}'")
-    if until is not None:
+    if until is not None and not in_retrospective:
         clauses.append(f"CloseTime < '{_rfc3339(until)}'")
     if task_queue is not None:
         if not _TASK_QUEUE.fullmatch(task_queue):
@@ -96,24 +111,51 @@ async def collect_results(
     task_queue: str | None = None,
     limit: int = 1000,
 ) -> list[NegotiationResult]:
-    """The results of up to ``limit`` completed negotiations matching the filters, newest first.
+    """The results of up to ``limit`` negotiations with an outcome matching the filters: those
+    still in their retrospective window first (``provisional``), then completed ones, newest first.
 
-    Visibility is eventually consistent: a negotiation that completed a moment ago may be missing.
+    Visibility is eventually consistent: a negotiation that closed a moment ago may be missing.
     Raises ReportFilterError for a filter that cannot be used, before anything is asked.
     """
     if limit < 1:
         raise ReportFilterError("limit must be at least 1")
-    query = build_query(
-        playbook=playbook, deal_type=deal_type, since=since, until=until, task_queue=task_queue
+    query = functools.partial(
+        build_query,
+        playbook=playbook,
+        deal_type=deal_type,
+        since=since,
+        until=until,
+        task_queue=task_queue,
     )
-    executions = [wf async for wf in client.list_workflows(query, limit=limit)]
+    completed, open_window = query(), query(in_retrospective=True)
     gate = asyncio.Semaphore(CONCURRENT_FETCHES)
 
-    async def fetch(workflow_id: str, run_id: str) -> NegotiationResult:
+    async def so_far(workflow_id: str, run_id: str) -> NegotiationResult | None:
+        async with gate:
+            handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+            try:
+                return await handle.query("result_so_far", result_type=NegotiationResult | None)  # type: ignore[arg-type]
+            except RPCError as err:  # no worker to answer, or a workflow just completing
+                log.warning("report.result_unreadable", workflow_id=workflow_id, reason=err.message)
+                return None
+
+    def closed_within(result: NegotiationResult) -> bool:
+        closed = result.status.closed_at
+        return closed is not None and (
+            (since is None or closed >= _utc(since)) and (until is None or closed < _utc(until))
+        )
+
+    running = [wf async for wf in client.list_workflows(open_window, limit=limit)]
+    read = await asyncio.gather(*(so_far(wf.id, wf.run_id) for wf in running))
+    provisional = [r for r in read if r is not None and closed_within(r)][:limit]
+
+    async def final(workflow_id: str, run_id: str) -> NegotiationResult:
         async with gate:
             handle = client.get_workflow_handle(
                 workflow_id, run_id=run_id, result_type=NegotiationResult
             )
             return await handle.result()
 
-    return list(await asyncio.gather(*(fetch(wf.id, wf.run_id) for wf in executions)))
+    rest = limit - len(provisional)
+    executions = [wf async for wf in client.list_workflows(completed, limit=rest)] if rest else []
+    return provisional + list(await asyncio.gather(*(final(wf.id, wf.run_id) for wf in executions)))

@@ -135,6 +135,8 @@ class NegotiationWorkflow:
         self._internal_since: datetime | None = None
         self._retro_answers: dict[str, RetrospectiveEntry] = {}
         self._retro_receipts: dict[str, RetrospectiveEntry] = {}
+        # The score as it stood at the outcome, for the result read during the retrospective.
+        self._closed: ScoreState | None = None
 
     @workflow.run
     async def run(self, request: NegotiationRequest) -> NegotiationResult:
@@ -165,6 +167,7 @@ class NegotiationWorkflow:
             state.close(Outcome.CANCELLED, "cancelled by an operator")
         rhythm.cancel()
         self._close(state)
+        self._closed = state
         await self._retrospective(state.policy or Policy())
         return await self._result(state)
 
@@ -269,6 +272,14 @@ class NegotiationWorkflow:
     def status(self) -> NegotiationStatus:
         """The negotiation as it stands."""
         return self._status
+
+    @workflow.query
+    def result_so_far(self) -> NegotiationResult | None:
+        """The result while the retrospective window is open (``provisional``: satisfaction may
+        still change); None before the outcome. Reports need not wait out the window."""
+        if self._closed is None:
+            return None
+        return self._outcome_report(self._closed, provisional=True)
 
     # --- messages from the movements -----------------------------------------------------------
 
@@ -698,6 +709,12 @@ class NegotiationWorkflow:
         )
 
     async def _result(self, state: ScoreState) -> NegotiationResult:
+        result = self._outcome_report(state, provisional=False)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    def _outcome_report(self, state: ScoreState, *, provisional: bool) -> NegotiationResult:
+        """The result and its KPIs from the outcome and what the retrospective has so far."""
         status = self._status
         assert status.outcome is not None and status.closed_at is not None
         outcome = status.outcome
@@ -710,7 +727,8 @@ class NegotiationWorkflow:
                 agreed.terms, self._request.mandate, self._request.deal_type, policy
             )
             compliance = self._compliance(state, policy)
-        answers = [e.satisfaction for e in status.retrospective if e.satisfaction is not None]
+        entries = status.retrospective or list(self._retro_answers.values())
+        answers = [e.satisfaction for e in entries if e.satisfaction is not None]
         kpis = compute_kpis(
             started_at=status.started_at,
             closed_at=status.closed_at,
@@ -735,7 +753,6 @@ class NegotiationWorkflow:
         if cycle > 0:
             waiting = kpis.internal_wait_seconds + kpis.counterparty_wait_seconds
             kpis.value_adding_share = round(max(0.0, cycle - waiting) / cycle, 4)
-        await workflow.wait_condition(workflow.all_handlers_finished)
         return NegotiationResult(
             negotiation_id=self._request.negotiation_id,
             outcome=outcome,
@@ -745,6 +762,7 @@ class NegotiationWorkflow:
             agreed_terms=agreed,
             kpis=kpis,
             status=status,
+            provisional=provisional,
         )
 
     def _compliance(self, state: ScoreState, policy: Policy) -> Compliance:

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from negotiation.models import Movement, NegotiationResult, Outcome
+from negotiation.models import Movement, NegotiationResult, Outcome, RetrospectiveAnswer
 from negotiation.policy import Policy
-from negotiation.report import KpiReport, aggregate
+from negotiation.report import KpiReport, aggregate, render_table
 from starters import client as api
 from starters.report import collect_results
 from tests.integration.fitnest_cli import Fitnest
 from tests.workflows.harness import Negotiation, make_request, terms
+from workers.client import with_deadline
 from workers.settings import Settings
 from workers.worker import build_worker
 
@@ -218,3 +220,51 @@ async def test_fitnest_report_refuses_a_bad_filter_with_exit_2(
     run = await batch.cli("report", *args)
     assert run.rc == 2, str(run)
     assert message in run.err and run.out == ""
+
+
+async def test_a_negotiation_in_its_retrospective_window_is_reported_provisionally(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    client = dev_env.client
+    task_queue = f"report-retro-{uuid.uuid4().hex[:10]}"
+    settings = Settings(  # the default policy: a seven-day retrospective window
+        _env_file=None,  # type: ignore[call-arg]
+        outbox_dir=tmp_path / "o",
+        ledger_dir=tmp_path / "l",
+    )
+    request = make_request("automated")
+    n = Negotiation(client, request, tmp_path / "o")
+    try:
+        async with build_worker(client, settings, task_queue=task_queue):
+            assert (await api.start_negotiation(client, request, task_queue=task_queue)).started
+            await n.respond("accept")
+            await n.until(lambda s: s.movement == Movement.CLOSURE)
+            await n.respond("sign")
+            closed = await n.until(lambda s: s.outcome is not None)
+            assert closed.retrospective_until is not None  # the workflow waits for the window
+
+            [found] = await _visible(client, 1, task_queue=task_queue)
+            assert (found.negotiation_id, found.outcome) == (n.id, Outcome.AGREED)
+            assert found.provisional
+            assert found.kpis.cycle_time_seconds > 0 and found.kpis.compliance.compliant
+            assert found.kpis.stakeholder_satisfaction is None
+
+            # An answer arrives during the window: the provisional satisfaction follows it.
+            answer = RetrospectiveAnswer(message_id="r1", participant="ana", satisfaction=4)
+            await api.answer_retrospective(client, n.id, answer)
+            [found] = await collect_results(client, task_queue=task_queue)
+            assert found.provisional and found.kpis.stakeholder_satisfaction == 4
+            report = aggregate([found])
+            assert (report.overall.count, report.in_retrospective) == (1, 1)
+            assert "1 in the retrospective window" in render_table(report)
+
+            # Outside the window asked for, it is left out like a completed one would be.
+            assert (
+                await collect_results(client, task_queue=task_queue, until=closed.started_at) == []
+            )
+
+        # No worker is left to answer the query: the report leaves it out instead of failing.
+        impatient = with_deadline(client, timedelta(seconds=1))
+        assert await collect_results(impatient, task_queue=task_queue) == []
+    finally:
+        await client.get_workflow_handle(n.id).terminate(reason="test done")
