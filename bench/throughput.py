@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from temporalio.client import Client
 
 from bench.baseline import MinimalWorkflow
@@ -60,6 +60,22 @@ class ThroughputResult(BaseModel):
     profile: ProfileSummary | None = None
     seconds: float
     targets: list[Target]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def events_per_second(self) -> dict[str, float]:
+        """History events the server wrote per second for each workload (median rate x events)."""
+        return {
+            "baseline": round(self.baseline_per_second.median * self.baseline_events, 1),
+            "fitnest": round(self.fitnest_per_second.median * self.events_per_negotiation, 1),
+        }
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def event_ratio(self) -> float:
+        """Baseline events over a negotiation's: the throughput ratio when the server's events
+        per second bound both workloads (compare it with ``ratio``)."""
+        return round(self.baseline_events / self.events_per_negotiation, 4)
 
 
 async def _minimal_batch(client: Client, task_queue: str, count: int) -> tuple[float, list[str]]:
@@ -183,6 +199,9 @@ def render_throughput(result: ThroughputResult) -> list[str]:
             ]
         ),
         f"ratio fitnest/baseline: {result.ratio.text()}",
+        f"server events/s: baseline {result.events_per_second['baseline']:g}, fitnest "
+        f"{result.events_per_second['fitnest']:g}; events per run, baseline over fitnest: "
+        f"{result.event_ratio:g} (the ratio above, if the server's events/s bound both)",
         "events by workflow: "
         + ", ".join(f"{k} {v:g}" for k, v in result.events_by_workflow.items()),
         "workflow tasks by workflow: "

@@ -72,6 +72,14 @@ async def test_throughput_counts_every_workflow_and_round_of_the_negotiations(st
     assert result.events_per_negotiation == pytest.approx(sum(result.events_by_workflow.values()))
     assert result.events_per_negotiation > result.baseline_events > 0
     assert 0 < result.workflow_tasks_per_negotiation < result.events_per_negotiation
+    assert result.event_ratio == pytest.approx(
+        result.baseline_events / result.events_per_negotiation, abs=1e-4
+    )
+    rates = result.events_per_second
+    assert rates["fitnest"] == pytest.approx(
+        result.fitnest_per_second.median * result.events_per_negotiation, rel=0.01
+    )
+    assert "event_ratio" in result.model_dump()  # in the JSON report too
     per_round = result.per_round
     assert result.rounds == 3
     assert per_round.development == pytest.approx(
