@@ -7,11 +7,13 @@ else at the first request that needs it (``ui.cluster``). Until then those reque
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -26,11 +28,14 @@ from ui import api, pages
 from ui.audit import AuditLog
 from ui.cluster import Cluster
 from ui.directory import Directory
+from ui.inbox import InboxFilterError
 from ui.problems import ProblemError, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
 from ui.throttle import Clock, SignInThrottle
 from workers.client import ClusterUnreachable
 from workers.settings import Settings
+
+log = structlog.get_logger("fitnest.ui")
 
 #: A session lasts a working day.
 SESSION_SECONDS = 8 * 3600
@@ -84,9 +89,22 @@ def _install_error_handlers(app: FastAPI) -> None:
             return problem_response(request, ProblemError(err.status_code, "http", str(err.detail)))
         return _error_page(request, err.status_code, "Error", str(err.detail))
 
+    @app.exception_handler(InboxFilterError)
+    async def bad_filter(request: Request, err: InboxFilterError) -> Response:
+        # The API turns these into problems where it calls; a page shows the reason.
+        if _is_api(request):
+            return problem_response(request, ProblemError(422, "validation", str(err)))
+        return _error_page(request, 422, "Filter not usable", str(err))
+
     async def unavailable(request: Request, err: Exception) -> Response:
-        reason = str(err) or "no answer within the UI's deadline"
-        detail = f"Temporal did not answer ({reason}); try again in a moment"
+        # The reason names Temporal's address: the operator's log gets it, the person does not.
+        log.warning(
+            "ui.temporal_unavailable",
+            path=request.url.path,
+            error=type(err).__name__,
+            reason=str(err) or "no answer within the UI's deadline",
+        )
+        detail = "Temporal is not answering right now; try again in a moment"
         if _is_api(request):
             return problem_response(request, ProblemError(503, "unavailable", detail))
         return _error_page(request, 503, "Temporal unavailable", detail)
@@ -134,6 +152,7 @@ def create_app(
     app.state.api_keys = ApiKeyVerifier(directory)
     app.state.audit = AuditLog(settings.ui_audit_log)
     app.state.throttle = SignInThrottle.from_settings(settings, clock)
+    app.state.credential_checks = asyncio.Lock()  # see ui.security.checked_credentials
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(settings),

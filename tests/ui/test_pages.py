@@ -78,6 +78,18 @@ async def test_a_decision_outside_the_role_is_refused_403_and_audited(ui_server:
     assert "Not recorded" in reply.text and "refused by ui" in reply.text
 
 
+async def test_an_inbox_filter_that_cannot_be_used_is_a_422_page_with_the_reason(
+    ui_server: UiServer,
+):
+    async with ui_server.http() as ana:
+        await sign_in(ana, "ana")
+        playbook = await ana.get("/", params={"playbook": "jazz"})
+        quoted = await ana.get("/", params={"counterparty": "a' OR WorkflowId != '"})
+    assert playbook.status_code == 422 and "jazz" in playbook.text, playbook.text
+    # A quote cannot end the literal and add a clause: refused before any query is made.
+    assert quoted.status_code == 422 and "cannot contain quotes" in quoted.text, quoted.text
+
+
 async def test_someone_elses_negotiation_is_forbidden(ui_server: UiServer):
     nid = await started_with_counter(ui_server, "other")
     async with ui_server.http() as zed:
