@@ -13,10 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.service import RPCError
 
 from negotiation.models import NegotiationRequest, NegotiationStatus, PendingDecision, Verdict
 from negotiation.report import aggregate
 from negotiation.terms import NUMERIC_TERMS
+from starters.client import NegotiationNotFound
 from starters.report import collect_results
 from ui.audit import AttemptOutcome, attempt_by
 from ui.cluster import Connected, Temporal
@@ -42,6 +45,7 @@ from ui.security import (
     sign_out,
     signed_in,
 )
+from workers.client import ClusterUnreachable
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -240,7 +244,6 @@ async def decide_on(
     request: Request,
     negotiation_id: str,
     approver: Signed,
-    temporal: Connected,
     request_id: Annotated[str, Form()],
     verdict: Annotated[str, Form()],
     message_id: Annotated[str, Form()],
@@ -250,9 +253,9 @@ async def decide_on(
 ) -> Response:
     """Approve, reject or revise; the receipt (after a redirect) or the reason, in plain words."""
     state = request.app.state
-    try:
-        check_csrf(request, csrf)
-    except Forbidden as err:
+
+    async def audited(outcome: AttemptOutcome, reason: str) -> None:
+        """An attempt that ended before ``take_decision`` could audit it."""
         await state.audit.append(
             attempt_by(
                 approver,
@@ -260,29 +263,45 @@ async def decide_on(
                 request_id=request_id,
                 verdict=verdict,
                 message_id=message_id,
-                outcome=AttemptOutcome.REFUSED_BY_UI,
-                reason=err.reason,
+                outcome=outcome,
+                reason=reason,
+                terms_version=terms_version,
             )
         )
+
+    try:
+        check_csrf(request, csrf)
+    except Forbidden as err:
+        await audited(AttemptOutcome.REFUSED_BY_UI, err.reason)
         raise
     form = await request.form()
     revised = {name: str(form.get(f"terms.{name}", "")) for name in NUMERIC_TERMS}
     revised["non_standard_clauses"] = str(form.get("terms.non_standard_clauses", ""))
-    view = await read_negotiation(temporal.client, temporal.requests, negotiation_id)
-    result = await take_decision(
-        temporal.client,
-        state.audit,
-        approver,
-        view,
-        DecisionForm(
-            request_id=request_id,
-            verdict=verdict,
-            message_id=message_id,
-            terms_version=terms_version,
-            comment=comment,
-            revised_terms=revised if verdict == Verdict.REVISE.value else None,
-        ),
-    )
+    try:
+        temporal = await state.cluster.temporal()
+        view = await read_negotiation(temporal.client, temporal.requests, negotiation_id)
+        result = await take_decision(
+            temporal.client,
+            state.audit,
+            approver,
+            view,
+            DecisionForm(
+                request_id=request_id,
+                verdict=verdict,
+                message_id=message_id,
+                terms_version=terms_version,
+                comment=comment,
+                revised_terms=revised if verdict == Verdict.REVISE.value else None,
+            ),
+        )
+    except (RPCError, RPCTimeoutOrCancelledError, ClusterUnreachable) as err:
+        # Answered with a 503. An update that timed out may still have been taken: the same
+        # decision sent again (same message id) returns the first receipt.
+        await audited(AttemptOutcome.FAILED, f"Temporal did not answer ({type(err).__name__})")
+        raise
+    except NegotiationNotFound as err:
+        await audited(AttemptOutcome.FAILED, str(err))
+        raise
     if result.receipt is not None:
         request.session["flash"] = {"kind": "ok", "text": result.message}
         return RedirectResponse(f"/negotiations/{negotiation_id}", status_code=303)

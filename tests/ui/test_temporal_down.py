@@ -8,27 +8,43 @@ The UI connects by itself from its settings, as ``fitnest ui`` does.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from negotiation.models import CounterpartyResponse, NegotiationStatus
+from starters import client as api
 from tests.conftest import own_server_settings
 from tests.encryption import TEST_KEY_FILE
-from tests.ui.conftest import API_KEY, serving, sign_in, write_directory
+from tests.ui.conftest import (
+    API_KEY,
+    counter_within,
+    demo_request,
+    serving,
+    sign_in,
+    write_directory,
+)
 from ui.app import create_app
 from ui.directory import load_directory
 from ui.problems import PROBLEM_JSON
+from workers.client import connect
 from workers.devserver import DevServer, free_port, start
 from workers.local_codec import wait_until_serving
 from workers.settings import Settings
+from workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +130,7 @@ async def assert_unavailable(http: httpx.AsyncClient) -> None:
     assert page.status_code == 503, page.text
     assert page.headers["content-type"].startswith("text/html")
     assert "Temporal unavailable" in page.text and "try again" in page.text
+    assert "127.0.0.1:" not in page.text  # the operator's log has the address, not the page
 
     began = time.monotonic()
     reply = await http.get("/api/v1/negotiations", headers={"Authorization": f"Bearer {API_KEY}"})
@@ -123,6 +140,7 @@ async def assert_unavailable(http: httpx.AsyncClient) -> None:
     problem = reply.json()
     assert problem["type"] == "/problems/unavailable" and problem["status"] == 503
     assert problem["title"] == "Temporal unavailable" and "Temporal" in problem["detail"]
+    assert "127.0.0.1:" not in reply.text
     assert page_took < ANSWER_WITHIN and api_took < ANSWER_WITHIN, (page_took, api_took)
 
 
@@ -204,3 +222,64 @@ async def test_fitnest_ui_keeps_running_and_answers_503_while_temporal_is_down(t
         process.terminate()
         process.wait(timeout=30)
     assert "temporal_unreachable" in log.read_text()
+
+
+async def wait_for_status(
+    client: Any, negotiation_id: str, check: Callable[[NegotiationStatus], object]
+) -> NegotiationStatus:
+    """The negotiation's status once ``check`` holds (a minute at most)."""
+    for _ in range(600):
+        status = await api.get_status(client, negotiation_id)
+        if check(status):
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{negotiation_id} never got there: {status.model_dump_json()}")
+
+
+async def test_a_decision_sent_while_temporal_hangs_is_a_503_and_audited_as_failed(
+    tmp_path: Path, temporal: OwnTemporal
+):
+    await temporal.start()
+    settings = ui_settings(tmp_path, temporal.settings.port).model_copy(
+        update={
+            "task_queue": f"down-{uuid.uuid4().hex[:8]}",
+            "outbox_dir": tmp_path / "outbox",
+            "ledger_dir": tmp_path / "ledger",
+        }
+    )
+    client = await connect(settings)
+    request = demo_request("down")
+    directory = load_directory(write_directory(tmp_path / "approvers.yaml"))
+    app = create_app(settings, directory)
+    async with (
+        build_worker(client, settings, task_queue=settings.task_queue),
+        serving(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as http,
+    ):
+        await api.start_negotiation(client, request, task_queue=settings.task_queue)
+        status = await wait_for_status(client, request.negotiation_id, lambda s: s.our_terms)
+        await api.send_response(
+            client, request.negotiation_id, CounterpartyResponse.model_validate(counter_within())
+        )
+        status = await wait_for_status(
+            client, request.negotiation_id, lambda s: s.pending_decisions
+        )
+        assert (await sign_in(http, "ana")).status_code == 303
+        page = await http.get(f"/negotiations/{request.negotiation_id}")
+        form = dict(
+            re.findall(
+                r'name="(csrf|request_id|terms_version|message_id)" value="([^"]*)"', page.text
+            )
+        )
+        with temporal.frozen():
+            reply = await http.post(
+                f"/negotiations/{request.negotiation_id}/decisions",
+                data={**form, "verdict": "approve"},
+            )
+        assert reply.status_code == 503, reply.text
+        records = [json.loads(line) for line in settings.ui_audit_log.read_text().splitlines()]
+        [attempt] = [r for r in records if r["kind"] == "decision"]
+        assert (attempt["participant"], attempt["outcome"]) == ("ana", "failed")
+        assert attempt["request_id"] == status.pending_decisions[0].request_id
+        assert "did not answer" in attempt["reason"]
+        await client.get_workflow_handle(request.negotiation_id).terminate(reason="test done")
