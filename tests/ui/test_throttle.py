@@ -8,6 +8,8 @@ sees these failures. A second client address is 127.0.0.2, another loopback addr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.ui.conftest import API_KEY, PASSWORD, serving, sign_in, write_directory
+from tests.ui.conftest import API_KEY, PASSWORD, csrf_of, serving, sign_in, write_directory
 from ui.app import create_app
 from ui.directory import load_directory
 from ui.problems import PROBLEM_JSON
@@ -100,6 +102,26 @@ async def test_too_many_wrong_passwords_refuse_even_the_right_one_with_429_and_w
     assert inbox.status_code == 401  # no session was started
     wrong = [("ana", "127.0.0.1", "wrong_credentials")] * USER_LIMIT
     assert ui.access("sign_in") == [*wrong, ("ana", "127.0.0.1", "throttled")]
+
+
+async def test_wrong_passwords_sent_at_once_are_counted_one_by_one(ui: ThrottledUi):
+    # Each attempt from a session of its own, all posted together: none may slip past the
+    # throttle while the others' password checks are still running.
+    clients = [ui.http() for _ in range(USER_LIMIT + 5)]
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(c) for c in clients]
+        tokens = [csrf_of((await http.get("/login")).text) for http in sessions]
+        replies = await asyncio.gather(
+            *(
+                http.post(
+                    "/login",
+                    data={"username": "ana", "password": "wrong", "csrf": token, "next": "/"},
+                )
+                for http, token in zip(sessions, tokens, strict=True)
+            )
+        )
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [401] * USER_LIMIT + [429] * 5
 
 
 async def test_a_throttled_user_waits_what_retry_after_says_then_signs_in(ui: ThrottledUi):
