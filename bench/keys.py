@@ -14,9 +14,8 @@ from pathlib import Path
 
 from temporalio.converter import DataConverter
 
-from workers.client import data_converter
-from workers.codec import add_active_key
-from workers.settings import Settings
+from workers.client import data_converter_for
+from workers.codec import ensure_keyring
 
 
 @functools.cache
@@ -26,11 +25,11 @@ def bench_key_file() -> Path:
     if given:
         return Path(given)
     key_file = Path(tempfile.mkdtemp(prefix="fitnest-bench-keys-")) / "keys.json"
-    add_active_key(key_file, create=True)
+    ensure_keyring(key_file)
     return key_file
 
 
 @functools.cache
 def bench_converter() -> DataConverter:
     """The data converter of every bench client; its workers get :func:`bench_key_file`."""
-    return data_converter(Settings(_env_file=None, key_file=bench_key_file()))  # type: ignore[call-arg]
+    return data_converter_for(bench_key_file())

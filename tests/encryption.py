@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporalio.converter import DataConverter
-
-from workers.client import data_converter
-from workers.codec import add_active_key
+from workers.client import data_converter, data_converter_for
 from workers.settings import Settings
 
 #: Test keys only (see its ``_comment``); a real keyring is generated and never committed.
@@ -20,11 +17,8 @@ TEST_SETTINGS = Settings(_env_file=None, key_file=TEST_KEY_FILE)  # type: ignore
 DATA_CONVERTER = data_converter(TEST_SETTINGS)
 
 
-def converter_for(key_file: Path) -> DataConverter:
-    """The production converter for another keyring (made with a fresh key when missing)."""
-    if not key_file.exists():
-        add_active_key(key_file, create=True)
-    return data_converter(Settings(_env_file=None, key_file=key_file))  # type: ignore[call-arg]
+#: The production converter for another keyring (made with a fresh key when missing).
+converter_for = data_converter_for
 
 
 def worker_settings(workdir: Path, **more: object) -> Settings:

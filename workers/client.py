@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from temporalio.client import (
@@ -32,7 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RetryConfig
 
-from workers.codec import EncryptionCodec, load_keyring
+from workers.codec import EncryptionCodec, ensure_keyring, load_keyring
 from workers.settings import Settings
 
 
@@ -53,6 +54,14 @@ def data_converter(settings: Settings) -> DataConverter:
         payload_codec=EncryptionCodec(load_keyring(settings.key_file)),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+def data_converter_for(key_file: Path) -> DataConverter:
+    """The production converter for the keyring at ``key_file``, made with a fresh key when
+    missing: for tests, the bench and local tools, never for a deployment (whose keyring is
+    made once by ``fitnest keys init``)."""
+    ensure_keyring(key_file)
+    return data_converter(Settings(_env_file=None, key_file=key_file))  # type: ignore[call-arg]
 
 
 class _Timed(Protocol):

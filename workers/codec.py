@@ -144,6 +144,13 @@ def add_active_key(path: Path, *, create: bool) -> str:
     return key_id
 
 
+def ensure_keyring(path: Path) -> str | None:
+    """Create the keyring at ``path`` unless one exists; return the new key's id, if any."""
+    if path.exists():
+        return None
+    return add_active_key(path, create=True)
+
+
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM over the whole serialized payload; the key id is also the associated data."""
 

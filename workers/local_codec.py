@@ -19,17 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ui.codec_server import web_ui_path
-from workers.codec import add_active_key
 from workers.devserver import DevServerSettings
 
 CODEC_READY_TIMEOUT = 20.0
-
-
-def ensure_keyring(path: Path) -> str | None:
-    """Create the keyring at ``path`` unless one exists; return the new key's id, if any."""
-    if path.exists():
-        return None
-    return add_active_key(path, create=True)
 
 
 def ensure_token(path: Path) -> str:

@@ -28,6 +28,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from workers import telemetry
+from workers.codec import ensure_keyring
 from workers.devserver import (
     DevServerError,
     DevServerSettings,
@@ -44,7 +45,6 @@ from workers.devserver import (
 from workers.local_codec import (
     CODEC_READY_TIMEOUT,
     CodecWiring,
-    ensure_keyring,
     ensure_token,
     wait_until_serving,
 )
