@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from negotiation.models import NegotiationRequest
 from starters.cli import fresh_request
 from starters.client import start_negotiation
-from tests.infra.worker_process import start_worker
-from tests.integration.processes import StallingMailHandler, smtp_server
+from tests.integration.processes import StallingMailHandler, smtp_server, start_worker
 from workers.client import connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,11 +55,10 @@ async def _sigterm_while_mail_hangs(
         await start_negotiation(client, request, task_queue=worker.settings.task_queue)
         await wait_for(handler.stalled.is_set, "the first notification to reach the SMTP server")
 
-        worker.process.send_signal(signal.SIGTERM)
+        worker.terminate()
         await wait_for(lambda: "worker.stopping" in worker.log_text(), "the worker to stop")
         handler.gate.set()
-        await wait_for(lambda: worker.process.poll() is not None, "the worker to exit")
-        assert worker.process.returncode == 0, worker.log_text()
+        assert await worker.exited(30) == 0, worker.log_text()
 
         history = await client.get_workflow_handle(
             f"{request.negotiation_id}/preparation"
@@ -87,5 +84,5 @@ async def _sigterm_while_mail_hangs(
         assert attempts == [1] * len(scheduled)
         assert '"event": "notification.sent"' in worker.log_text()
     finally:
-        worker.stop()
+        await worker.stop()
         await client.get_workflow_handle(request.negotiation_id).terminate("test over")

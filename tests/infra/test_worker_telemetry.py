@@ -22,7 +22,7 @@ from negotiation.models import NegotiationRequest, Outcome
 from starters.cli import fresh_request
 from starters.client import get_status, start_negotiation
 from starters.simulate import SimulatedCounterparty, play
-from tests.infra.worker_process import WorkerProcess, start_worker
+from tests.integration.processes import WorkerProcess, start_worker
 from workers.client import connect
 from workers.worker import WORKFLOWS
 from workflows import metrics
@@ -64,7 +64,7 @@ async def played(
         )
         yield Played(worker, client, request, result.outcome)
     finally:
-        worker.stop()
+        await worker.stop()
 
 
 def scrape(url: str) -> str:
@@ -85,8 +85,10 @@ def samples(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
 
 
 def log_events(worker: WorkerProcess) -> list[dict[str, Any]]:
-    """Every line the worker logged, each parsed as one JSON object."""
-    return [json.loads(line) for line in worker.log_text().splitlines() if line.strip()]
+    """Every line the worker logged, each parsed as one JSON object (the helper's own
+    ``--- start N`` markers aside)."""
+    lines = worker.log_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip() and not line.startswith("--- ")]
 
 
 async def test_worker_serves_the_product_metrics_with_their_labels(played: Played) -> None:

@@ -38,6 +38,7 @@ from tests.integration.processes import WorkerProcess, smtp_server
 from tests.workflows.harness import Negotiation, make_request, terms, worker_replacing
 from workers import devserver
 from workers.client import connect
+from workers.devserver import free_port
 from workers.settings import Settings
 from workflows import search_attributes as sa
 
@@ -171,6 +172,7 @@ async def play(
             smtp_port=port,
             ledger_dir=folder / "ledger",
             policy_file=policy_file(folder, **(policy or {})),
+            metrics_port=free_port(),  # workers of other scenarios run at the same time
         )
         client = await connect(settings)
         play_script, playbook = SCRIPTS[script]

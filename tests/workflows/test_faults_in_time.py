@@ -171,11 +171,7 @@ async def test_review_services_that_fail_for_good_time_out_and_the_people_are_as
             assert asked.kind == kind
             review = next(r for r in s.reviews if r.kind == asked.role.value)
             assert not review.passed and "could not run" in review.findings[0]
-            mails = [
-                r
-                for r in stage.mail.received
-                if r.key.endswith(asked.request_id)
-            ]
+            mails = [r for r in stage.mail.received if r.key.endswith(asked.request_id)]
             assert [r.rcpt_tos for r in mails] == [[f"{person}@fitnest.example"]]  # told, once
         # They sign off in person, and the negotiation goes on to our signature.
         for asked in s.pending_decisions:
