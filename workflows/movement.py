@@ -52,6 +52,9 @@ with workflow.unsafe.imports_passed_through():
 
 #: Reports are gathered and sent once per wait (release 2); histories of release 1 sent each one.
 BATCHED_REPORTS = "batched-movement-reports"
+#: A wait whose time has already passed returns at once (release 3); before, it waited zero
+#: seconds, which from Python 3.12 on starts a timer.
+NO_ZERO_LENGTH_WAIT = "no-zero-length-wait"
 
 ALL_VERDICTS = (Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE)
 
@@ -221,12 +224,15 @@ class MovementPlayer:
         if ready():
             return True
         remaining = at - workflow.now()
-        if remaining <= timedelta(0):
+        if remaining <= timedelta(0) and workflow.patched(NO_ZERO_LENGTH_WAIT):
             # Already past (a worker was down when it fell due). No zero-length wait: from
-            # Python 3.12, asyncio.wait_for would start a timer for it, which 3.11 never did.
+            # Python 3.12, asyncio.wait_for starts a timer for it, which 3.11 never did. Runs
+            # recorded before this change keep their wait (and, on 3.12, its timer) on replay.
             return False
         try:
-            await workflow.wait_condition(ready, timeout=remaining, timeout_summary=summary)
+            await workflow.wait_condition(
+                ready, timeout=max(remaining, timedelta(0)), timeout_summary=summary
+            )
         except TimeoutError:
             return False
         return True

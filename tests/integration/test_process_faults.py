@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import TimeoutType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -41,6 +41,7 @@ from workers.client import connect
 from workers.devserver import free_port
 from workers.settings import Settings
 from workflows import search_attributes as sa
+from workflows.movement import NO_ZERO_LENGTH_WAIT
 
 pytestmark = pytest.mark.integration
 
@@ -525,7 +526,7 @@ async def test_a_reminder_due_while_no_worker_ran_goes_out_once_when_the_worker_
 
 
 async def test_a_decision_overdue_while_no_worker_ran_is_reminded_then_escalated_once_each(
-    scenarios,
+    scenarios, dev_env: WorkflowEnvironment
 ) -> None:
     played, request_id = await scenarios["overdue"]
     status = played.result.status
@@ -543,6 +544,14 @@ async def test_a_decision_overdue_while_no_worker_ran_is_reminded_then_escalated
     assert decided.approver == "eve"
     exactly_once(played)
     assert played.mail[f"{request_id}/reminder/deal_owner"] == 1
+    # The escalation's time had passed when the worker came back: it was not waited for.
+    handle = dev_env.client.get_workflow_handle(f"{played.result.negotiation_id}/development")
+    markers = [
+        e.marker_recorded_event_attributes
+        for e in (await handle.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert any(NO_ZERO_LENGTH_WAIT.encode() in str(m.details).encode() for m in markers)
 
 
 async def test_a_hanging_review_times_out_and_is_retried_while_the_negotiation_waits(
