@@ -66,7 +66,11 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
 
     async def start(self) -> None:
-        """Start the worker and return once it has started (it logs ``worker.started``)."""
+        """Start the worker and return once it has started (it logs ``worker.started``).
+
+        A worker that does not start in time is killed before the error is raised: callers
+        start it outside their ``try``, so nothing else would stop it.
+        """
         assert self.process is None, "already running"
         self.starts += 1
         with self.log.open("ab") as out:
@@ -86,6 +90,7 @@ class WorkerProcess:
         end = loop.time() + READY_SECONDS
         while self.log_text().count("worker.started") < self.starts:
             if self.process.returncode is not None or loop.time() > end:
+                await self.kill()
                 raise AssertionError(f"the worker did not start:\n{self.log_text()}")
             await asyncio.sleep(0.05)
 
