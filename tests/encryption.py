@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers.client import data_converter, data_converter_for
+from workers.client import data_converter
 from workers.settings import Settings
 
 #: Test keys only (see its ``_comment``); a real keyring is generated and never committed.
@@ -15,10 +15,6 @@ TEST_SETTINGS = Settings(_env_file=None, key_file=TEST_KEY_FILE)  # type: ignore
 
 #: The production converter (pydantic + AES-GCM codec + encoded failure attributes), test keys.
 DATA_CONVERTER = data_converter(TEST_SETTINGS)
-
-
-#: The production converter for another keyring (made with a fresh key when missing).
-converter_for = data_converter_for
 
 
 def worker_settings(workdir: Path, **more: object) -> Settings:

@@ -7,8 +7,9 @@ import json
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from tests.encryption import DATA_CONVERTER, converter_for
+from tests.encryption import DATA_CONVERTER
 from tests.security.conftest import UI_ORIGIN, CodecServer, Reply, http
+from workers.client import data_converter_for
 
 SECRET = {"walk_away": "48213.77", "note": "our floor is 48k"}
 
@@ -132,7 +133,7 @@ async def test_another_namespace_is_refused(codec_server: CodecServer):
 
 
 async def test_a_payload_sealed_with_an_unknown_key_gets_a_clear_error(codec_server, tmp_path):
-    foreign = await converter_for(tmp_path / "other.json").encode([SECRET])
+    foreign = await data_converter_for(tmp_path / "other.json").encode([SECRET])
     body = json.loads(json_format.MessageToJson(Payloads(payloads=foreign)))
     reply = await http(
         "POST", codec_server.url + "/decode", body, Authorization=f"Bearer {codec_server.token}"

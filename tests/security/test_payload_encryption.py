@@ -13,7 +13,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from tests.encryption import DATA_CONVERTER, TEST_KEY_FILE, converter_for
+from tests.encryption import DATA_CONVERTER, TEST_KEY_FILE
+from workers.client import data_converter_for
 from workers.codec import (
     ENCRYPTED_ENCODING,
     KEY_ID_METADATA,
@@ -47,10 +48,10 @@ async def test_a_plain_payload_from_before_encryption_passes_through():
 
 async def test_after_rotation_new_payloads_use_the_new_key_and_old_ones_still_open(tmp_path):
     key_file = tmp_path / "keys.json"
-    before = converter_for(key_file)
+    before = data_converter_for(key_file)
     [old] = await before.encode([TERMS])
     new_id = add_active_key(key_file, create=False)
-    after = converter_for(key_file)
+    after = data_converter_for(key_file)
     [new] = await after.encode([TERMS])
     assert new.metadata[KEY_ID_METADATA] == new_id.encode()
     assert old.metadata[KEY_ID_METADATA] != new_id.encode()
@@ -59,7 +60,7 @@ async def test_after_rotation_new_payloads_use_the_new_key_and_old_ones_still_op
 
 
 async def test_a_payload_sealed_with_a_key_not_in_the_ring_fails_naming_the_key(tmp_path):
-    [foreign] = await converter_for(tmp_path / "other.json").encode([TERMS])
+    [foreign] = await data_converter_for(tmp_path / "other.json").encode([TERMS])
     key_id = foreign.metadata[KEY_ID_METADATA].decode()
     with pytest.raises(UnknownKeyError, match=key_id):
         await DATA_CONVERTER.decode([foreign], [dict])
