@@ -8,7 +8,6 @@ The UI connects by itself from its settings, as ``fitnest ui`` does.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -17,15 +16,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from negotiation.models import CounterpartyResponse, NegotiationStatus
+from negotiation.models import CounterpartyResponse
 from starters import client as api
 from tests.conftest import own_server_settings
 from tests.encryption import TEST_KEY_FILE
@@ -37,6 +35,7 @@ from tests.ui.conftest import (
     sign_in,
     write_directory,
 )
+from tests.workflows.harness import Negotiation
 from ui.app import create_app
 from ui.directory import load_directory
 from ui.problems import PROBLEM_JSON
@@ -224,18 +223,6 @@ async def test_fitnest_ui_keeps_running_and_answers_503_while_temporal_is_down(t
     assert "temporal_unreachable" in log.read_text()
 
 
-async def wait_for_status(
-    client: Any, negotiation_id: str, check: Callable[[NegotiationStatus], object]
-) -> NegotiationStatus:
-    """The negotiation's status once ``check`` holds (a minute at most)."""
-    for _ in range(600):
-        status = await api.get_status(client, negotiation_id)
-        if check(status):
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{negotiation_id} never got there: {status.model_dump_json()}")
-
-
 async def test_a_decision_sent_while_temporal_hangs_is_a_503_and_audited_as_failed(
     tmp_path: Path, temporal: OwnTemporal
 ):
@@ -257,13 +244,12 @@ async def test_a_decision_sent_while_temporal_hangs_is_a_503_and_audited_as_fail
         httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as http,
     ):
         await api.start_negotiation(client, request, task_queue=settings.task_queue)
-        status = await wait_for_status(client, request.negotiation_id, lambda s: s.our_terms)
+        n = Negotiation(client, request, tmp_path / "outbox")
+        await n.until(lambda s: s.our_terms is not None, timeout=60)
         await api.send_response(
             client, request.negotiation_id, CounterpartyResponse.model_validate(counter_within())
         )
-        status = await wait_for_status(
-            client, request.negotiation_id, lambda s: s.pending_decisions
-        )
+        status = await n.until(lambda s: bool(s.pending_decisions), timeout=60)
         assert (await sign_in(http, "ana")).status_code == 303
         page = await http.get(f"/negotiations/{request.negotiation_id}")
         form = dict(
