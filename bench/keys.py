@@ -30,6 +30,17 @@ def bench_key_file() -> Path:
 
 
 @functools.cache
+def bench_seal_key_file() -> Path:
+    """``FITNEST_SEAL_KEY_FILE`` if set, else a seal keyring made once per bench process."""
+    given = os.environ.get("FITNEST_SEAL_KEY_FILE")
+    if given:
+        return Path(given)
+    key_file = Path(tempfile.mkdtemp(prefix="fitnest-bench-seal-")) / "seal-keys.json"
+    ensure_keyring(key_file)
+    return key_file
+
+
+@functools.cache
 def bench_converter() -> DataConverter:
     """The data converter of every bench client; its workers get :func:`bench_key_file`."""
     return data_converter_for(bench_key_file())

@@ -24,7 +24,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from bench.keys import bench_converter, bench_key_file
+from bench.keys import bench_converter, bench_key_file, bench_seal_key_file
 from workers.devserver import find_executable, free_port
 from workflows.search_attributes import ALL
 
@@ -187,6 +187,7 @@ async def fitnest_worker(
         "FITNEST_METRICS_PORT": str(free_port()),
         "FITNEST_LOG_FORMAT": "json",
         "FITNEST_KEY_FILE": str(bench_key_file()),
+        "FITNEST_SEAL_KEY_FILE": str(bench_seal_key_file()),
     }
     argv = [sys.executable, "-m", "workers.worker"]
     async with worker_process(client, argv, env, task_queue, home / "worker.log") as worker:
@@ -215,7 +216,11 @@ async def baseline_worker(
         str(max_cached_workflows),
     ]
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {"PYTHONPATH": pythonpath, "FITNEST_KEY_FILE": str(bench_key_file())}
+    env = {
+        "PYTHONPATH": pythonpath,
+        "FITNEST_KEY_FILE": str(bench_key_file()),
+        "FITNEST_SEAL_KEY_FILE": str(bench_seal_key_file()),
+    }
     async with worker_process(client, argv, env, task_queue, home / "worker.log") as worker:
         yield worker
 

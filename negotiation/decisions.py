@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from negotiation.mandate import evaluate
 from negotiation.models import DecisionRecord, DecisionRequest, HumanDecision, RoleCard
 from negotiation.terms import Mandate
+
+
+def explain(err: ValidationError) -> str:
+    """A validation error in a few plain parts (where and what), for a rejection's reason."""
+    parts = [
+        f"{'.'.join(str(p)[:64] for p in e['loc']) or 'message'}: {e['msg']}"
+        for e in err.errors()[:5]
+    ]
+    return "; ".join(parts)
 
 
 def rejection_reason(

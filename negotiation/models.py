@@ -6,12 +6,13 @@ Models evolve by adding fields with defaults, so that histories written by older
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from negotiation.mandate import evaluate
 from negotiation.terms import Mandate, Offer, Terms
@@ -21,13 +22,13 @@ _IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{1,127}$")
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value) or any(unicodedata.category(c) == "Cc" for c in value):
         raise ValueError(f"not an e-mail address: {value!r}")
     return value
 
 
 def _identifier(value: str) -> str:
-    if not _IDENT.match(value):
+    if not _IDENT.fullmatch(value):
         raise ValueError(
             "must be 2-128 characters of lower-case letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -35,7 +36,29 @@ def _identifier(value: str) -> str:
     return value
 
 
+def _one_line(value: str) -> str:
+    # Names end up in e-mail headers: CR/LF would inject headers; VT, NEL, U+2028 and the other
+    # control and separator characters are refused by the e-mail library after the fact.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise ValueError("must be one line of printable text (no control or line-break characters)")
+    return value
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters and marked as cut, when longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}...(+{len(text) - limit + 20} chars)"[:limit]
+
+
+def cut(limit: int) -> BeforeValidator:
+    """A bound for client text a workflow *records* (a rejected message's id, a signal's name):
+    cut and marked, never refused, since refusing would lose the record."""
+    return BeforeValidator(lambda v: shorten(v, limit) if isinstance(v, str) else v)
+
+
 Email = Annotated[str, AfterValidator(_email)]
+OneLine = Annotated[str, AfterValidator(_one_line)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
@@ -135,7 +158,7 @@ class Counterparty(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(
+    name: OneLine = Field(
         min_length=1, max_length=120, description="Organisation name (shown to operators)."
     )
     email: Email = Field(description="Contact address for offers.")
@@ -358,9 +381,11 @@ class RejectedMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    message_id: str | None = Field(description="Its id, when it had a readable one.")
-    kind: str = Field(description="counterparty_response or human_decision.")
-    reason: str = Field(description="Why it was rejected.")
+    message_id: Annotated[str | None, cut(128)] = Field(
+        description="Its id, when it had a readable one (cut at 128 characters)."
+    )
+    kind: Annotated[str, cut(64)] = Field(description="The signal or update it came as.")
+    reason: Annotated[str, cut(500)] = Field(description="Why it was rejected.")
     at: datetime = Field(description="When.")
 
 
@@ -537,6 +562,9 @@ class NegotiationStatus(BaseModel):
     decisions: list[DecisionRecord] = Field(default_factory=list)
     reviews: list[Review] = Field(default_factory=list)
     rejected_messages: list[RejectedMessage] = Field(default_factory=list)
+    rejected_not_listed: int = Field(
+        default=0, description="Rejections past the listed bound (the oldest), counted only."
+    )
     queued_messages: int = 0
     last_received: ReceivedMessage | None = Field(
         default=None,

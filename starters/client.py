@@ -33,6 +33,7 @@ from negotiation.models import (
 from workers.settings import TASK_QUEUE
 from workflows import search_attributes as sa
 from workflows.negotiation import NegotiationWorkflow
+from workflows.protocol import COUNTERPARTY_SIGNAL, DECISION_SIGNAL
 
 
 class NegotiationError(Exception):
@@ -141,7 +142,7 @@ async def send_response(
     handle = client.get_workflow_handle(negotiation_id)
     try:
         await _refuse_if_ended(handle, negotiation_id, "it takes no more messages")
-        await handle.signal(NegotiationWorkflow.counterparty_response, response)
+        await handle.signal(COUNTERPARTY_SIGNAL, response)
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err
 
@@ -149,9 +150,7 @@ async def send_response(
 async def send_decision(client: Client, negotiation_id: str, decision: HumanDecision) -> None:
     """Deliver a decision without waiting for an answer (a signal); refusals are recorded in the status."""
     try:
-        await client.get_workflow_handle(negotiation_id).signal(
-            NegotiationWorkflow.human_decision, decision
-        )
+        await client.get_workflow_handle(negotiation_id).signal(DECISION_SIGNAL, decision)
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from workers.client import data_converter
+from workers.codec import load_seal_keys
 from workers.settings import Settings
+from workflows import seal
 
 #: Test keys only (see its ``_comment``); a real keyring is generated and never committed.
 TEST_KEY_FILE = Path(__file__).parent / "test-keyring.json"
@@ -26,3 +28,8 @@ def worker_settings(workdir: Path, **more: object) -> Settings:
         ledger_dir=workdir / "ledger",
         **more,  # type: ignore[arg-type]
     )
+
+#: Test seal keys only: the workers' key for the messages between a negotiation and its movements.
+TEST_SEAL_KEY_FILE = Path(__file__).parent / "test-seal-keys.json"
+# Installed for the whole test process: every worker and replayer of the suite seals with it.
+seal.install(load_seal_keys(TEST_SEAL_KEY_FILE))

@@ -28,6 +28,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from workflows.intake import UNREADABLE_ENCODING, UNREADABLE_REASON
+from workflows.seal import SealKey
+
 #: ``metadata["encoding"]`` of a sealed payload.
 ENCRYPTED_ENCODING = b"binary/encrypted"
 #: ``metadata`` key naming the key that sealed the payload.
@@ -104,6 +107,25 @@ def load_keyring(path: Path) -> Keyring:
     except (KeyError, TypeError, ValueError) as err:
         raise KeyringError(f"{path}: every key needs an 'id' and a base64 'key' ({err})") from err
     return Keyring(active=str(data.get("active")), keys=keys, source=str(path))
+
+
+def load_seal_keys(path: Path) -> list[SealKey]:
+    """The seal keyring at ``path`` (the payload keyring's format; each key's ``created`` time
+    says from when it seals new negotiations); :class:`KeyringError` when it cannot be used."""
+    data = _document(path)
+    try:
+        return [
+            SealKey(
+                key_id=str(entry["id"]),
+                key=base64.b64decode(entry["key"], validate=True),
+                created=datetime.fromisoformat(entry["created"]),
+            )
+            for entry in data["keys"]
+        ]
+    except (KeyError, TypeError, ValueError) as err:
+        raise KeyringError(
+            f"{path}: every seal key needs an 'id', a base64 'key' and a 'created' time ({err})"
+        ) from err
 
 
 def _write_private(path: Path, data: dict) -> None:
@@ -194,3 +216,35 @@ class EncryptionCodec(PayloadCodec):
                 f"{self.keyring.source}: the key was replaced or the payload was altered"
             ) from None
         return Payload.FromString(plain)
+
+
+class WorkerCodec(PayloadCodec):
+    """The worker's codec: a payload it cannot open is handed on marked *unreadable*, with the
+    reason, instead of failing the whole workflow activation.
+
+    A client can send a payload marked encrypted with no key id or a made-up one; raised here, the
+    error would fail every workflow task of that workflow for ever (a reset re-applies it). Marked,
+    it reaches the workflow's signal intake, which records the message as rejected; as a workflow
+    or activity input it still fails only that task, as before, until the key is restored.
+    """
+
+    def __init__(self, inner: EncryptionCodec) -> None:
+        self.inner = inner
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Seal as the inner codec does."""
+        return await self.inner.encode(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Open each payload; mark those that cannot be opened."""
+        return [self._open(p) for p in payloads]
+
+    def _open(self, payload: Payload) -> Payload:
+        try:
+            return self.inner.open(payload)
+        except Exception as err:  # whatever a made-up payload makes the inner codec raise
+            # The reason names key ids and the keyring, never payload content.
+            reason = str(err)[:300].encode()
+            return Payload(
+                metadata={"encoding": UNREADABLE_ENCODING, UNREADABLE_REASON: reason}, data=b""
+            )

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         default=Path(".data/keys.json"),
         description="JSON keyring of the payload encryption keys (mode 0600, never committed).",
     )
+    seal_key_file: Path = Field(
+        default=Path(".data/seal-keys.json"),
+        description="Keyring (same format as key_file) sealing the messages between a negotiation "
+        "and its movements; only workers hold it (mode 0600, never committed).",
+    )
     codec_token: str | None = Field(
         default=None, description="Bearer token the codec server demands; required by it."
     )

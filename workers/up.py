@@ -133,6 +133,7 @@ def child_env(server: DevServerSettings, key_file: Path) -> dict[str, str]:
         FITNEST_NAMESPACE=server.namespace,
         FITNEST_OUTBOX_DIR=str(OUTBOX.resolve()),
         FITNEST_KEY_FILE=str(key_file.resolve()),
+        FITNEST_SEAL_KEY_FILE=str(Settings().seal_key_file.resolve()),
         PYTHONUNBUFFERED="1",
     )
     env.setdefault("FITNEST_UI_DIRECTORY", str(DEMO_DIRECTORY))
@@ -146,6 +147,8 @@ def prepare_codec(settings: DevServerSettings, mine: Settings) -> CodecWiring:
     created = ensure_keyring(mine.key_file)
     if created:
         print(f"Created the encryption keyring {mine.key_file} (active key {created}).")
+    if ensure_keyring(mine.seal_key_file):
+        print(f"Created the workers' seal keyring {mine.seal_key_file} (internal messages).")
     taken = ports_in_use(mine.codec_host, [mine.codec_port])
     if taken:
         raise PortsInUseError(

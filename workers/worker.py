@@ -10,6 +10,7 @@ running activities ``FITNEST_GRACEFUL_SHUTDOWN_SECONDS`` to finish before cancel
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,9 +24,10 @@ from temporalio.worker import Worker
 from activities import all_activities
 from workers import telemetry
 from workers.client import connect
-from workers.codec import KeyringError
+from workers.codec import EncryptionCodec, KeyringError, WorkerCodec, load_seal_keys
 from workers.process import exit_process
 from workers.settings import Settings
+from workflows import seal
 from workflows.closure import ClosureMovement
 from workflows.development import DevelopmentMovement
 from workflows.negotiation import NegotiationWorkflow
@@ -43,14 +45,30 @@ WORKFLOWS: Sequence[type] = (
 log = structlog.get_logger("fitnest.worker")
 
 
+def worker_client(client: Client) -> Client:
+    """``client`` with the worker's codec: payloads it cannot open reach the workflow marked
+    unreadable (and are recorded as rejected) instead of failing the workflow task."""
+    codec = client.data_converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
+        return client
+    converter = dataclasses.replace(client.data_converter, payload_codec=WorkerCodec(codec))
+    config = client.config()
+    config["data_converter"] = converter
+    return Client(**config)
+
+
 def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
     """A worker for every Fitnest workflow and activity, configured from ``settings``.
 
     Payloads are sealed and opened by ``client``'s data converter (see :func:`connect`).
     ``settings.max_cached_workflows`` 0 makes every workflow task replay the whole history.
     """
+    # The seal keyring is read from the file when there is one; a process that installed keys
+    # already (the tests, a second worker in it) may go without. No keys at all: KeyringError.
+    if settings.seal_key_file.exists() or not seal.installed():
+        seal.install(load_seal_keys(settings.seal_key_file))
     return Worker(
-        client,
+        worker_client(client),
         task_queue=task_queue or settings.task_queue,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         workflows=list(WORKFLOWS),

@@ -45,6 +45,8 @@ class ClosureMovement(MovementPlayer):
                 await self._hand_off()
         except Expired:
             self.state.close(Outcome.EXPIRED, "the deadline passed before the agreement was signed")
+        except asyncio.CancelledError:
+            return self.cancelled()
         return self.leftover()
 
     @property

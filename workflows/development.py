@@ -88,6 +88,8 @@ class DevelopmentMovement(MovementPlayer):
                 await self._answer(response)
         except Expired:
             self.state.close(Outcome.EXPIRED, "the deadline passed during the counteroffer rounds")
+        except asyncio.CancelledError:
+            return self.cancelled()
         return self.leftover()
 
     # --- the round ----------------------------------------------------------------------------

@@ -15,13 +15,17 @@ from decimal import Decimal
 from typing import ClassVar
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.notifications import Notification, Notifier
     from activities.reviews import ReviewInput, finance_approval, legal_review
     from activities.timeouts import NOTIFY, REVIEW
     from negotiation.clock import DecisionClock, standing_approval
+    from negotiation.decisions import explain, rejection_reason
     from negotiation.models import (
         CounterpartyAction,
         CounterpartyResponse,
@@ -39,8 +43,10 @@ with workflow.unsafe.imports_passed_through():
     from negotiation.policy import Requirement
     from negotiation.reviews import FinanceFindings, LegalFindings
     from negotiation.terms import Offer, Party, Terms
+    from workflows.intake import MAX_NAME, bounded, message_id_of, read_one
     from workflows.protocol import (
         DELIVER_SIGNAL,
+        INTERNAL_SIGNALS,
         REPORT_SIGNAL,
         REPORTS_SIGNAL,
         Approval,
@@ -48,6 +54,17 @@ with workflow.unsafe.imports_passed_through():
         MovementReport,
         MovementReports,
         ScoreState,
+    )
+    from workflows.seal import (
+        DELIVER as SEALED_DELIVER,
+    )
+    from workflows.seal import (
+        REPORTS as SEALED_REPORTS,
+    )
+    from workflows.seal import (
+        Sealed,
+        open_sealed,
+        seal_message,
     )
 
 #: Reports are gathered and sent once per wait (release 2); histories of release 1 sent each one.
@@ -131,11 +148,93 @@ class MovementPlayer:
         self.unsent: list[MovementReport] = list(state.reports)
         state.reports = []
         self.sending = False
+        # A rejection made by a signal handler while the movement waits: its report goes out at
+        # once, so the status shows it now rather than when the movement next moves.
+        self.urgent = False
 
-    @workflow.signal(name=DELIVER_SIGNAL)
-    def deliver(self, envelope: Envelope) -> None:
-        """Take a message forwarded by the negotiation; acted on when the movement is ready."""
-        self.inbox.append(envelope)
+    @workflow.signal(dynamic=True)
+    def receive(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal: a message the negotiation forwarded (sealed, unless this negotiation is
+        from before the seal), or anything else, which is recorded as rejected with the reason."""
+        kind = bounded(name, MAX_NAME)
+        payload, unreadable = read_one(args)
+        if unreadable is not None:
+            self._refuse(None, kind, unreadable)
+        elif name == SEALED_DELIVER and self.state.seal is not None:
+            self._take_sealed(payload)
+        elif name == DELIVER_SIGNAL and self.state.seal is None:
+            try:  # a negotiation from before the seal forwards plain envelopes
+                self.inbox.append(Envelope.model_validate(payload))
+            except ValidationError:
+                workflow.logger.warning("unreadable envelope from an unsealed negotiation")
+        elif name in INTERNAL_SIGNALS:
+            self._refuse(
+                message_id_of(payload),
+                kind,
+                f"internal signal {kind!r} refused: a movement takes only what its negotiation "
+                "seals for it",
+            )
+        else:
+            self._refuse(
+                message_id_of(payload),
+                kind,
+                f"unknown signal {kind!r}: a movement takes messages only from its negotiation",
+            )
+
+    def _take_sealed(self, payload: object) -> None:
+        context = self.state.seal
+        assert context is not None
+        try:
+            message = Sealed.model_validate(payload)
+        except ValidationError as err:
+            self._refuse(message_id_of(payload), SEALED_DELIVER, f"malformed: {explain(err)}")
+            return
+        scope = f"{context.scope}:{self.movement.value}:down"
+        why = open_sealed(context, SEALED_DELIVER, scope, message, context.delivered)
+        if why is not None:
+            self._refuse(None, SEALED_DELIVER, why)
+            return
+        context.delivered = message.counter
+        try:
+            self.inbox.append(Envelope.model_validate_json(message.body))
+        except ValidationError as err:  # sealed by a worker of another release, say
+            self._refuse(None, SEALED_DELIVER, f"malformed: {explain(err)}")
+
+    def _refuse(self, message_id: str | None, kind: str, reason: str) -> None:
+        """Record a message refused by a signal handler; it is reported as soon as possible."""
+        self.unsent.append(
+            MovementReport(
+                movement=self.movement,
+                at=workflow.now(),
+                rejected=[
+                    RejectedMessage(
+                        message_id=message_id, kind=kind, reason=reason, at=workflow.now()
+                    )
+                ],
+            )
+        )
+        self.urgent = True
+
+    def took(self, message_id: str) -> None:
+        """A forwarded message was acted on (used, or found a repeat): the negotiation no longer
+        counts it as held. Negotiations from before the seal did not track this."""
+        if self.state.seal is not None:
+            self.unsent.append(
+                MovementReport(
+                    movement=self.movement,
+                    at=workflow.now(),
+                    taken=[message_id],
+                    last_sequence=self.state.last_sequence,
+                )
+            )
+
+    def cancelled(self) -> ScoreState:
+        """The state to hand back when the negotiation cancels this movement: what it held goes
+        back, so the close can record it. Movements of negotiations from before the seal ended
+        cancelled, as they always did."""
+        if self.state.seal is None:
+            raise asyncio.CancelledError()
+        return self.leftover()
 
     # --- reporting -------------------------------------------------------------------------
 
@@ -171,10 +270,18 @@ class MovementPlayer:
             return
         batch, self.unsent = MovementReports(reports=self.unsent), []
         self.sending = True
+        parent = workflow.get_external_workflow_handle(self.negotiation_id)
         try:
-            await workflow.get_external_workflow_handle(self.negotiation_id).signal(
-                REPORTS_SIGNAL, batch
+            context = self.state.seal
+            if context is None:
+                await parent.signal(REPORTS_SIGNAL, batch)
+                return
+            context.reported += 1
+            scope = f"{context.scope}:{self.movement.value}:up"
+            sealed = seal_message(
+                context, SEALED_REPORTS, scope, context.reported, batch.model_dump_json()
             )
+            await parent.signal(SEALED_REPORTS, sealed)
         finally:
             self.sending = False
 
@@ -205,9 +312,26 @@ class MovementPlayer:
         if ready():  # a message may have arrived while the reports went out
             return
         try:
-            await workflow.wait_condition(ready, timeout=remaining, timeout_summary=summary)
+            await self._wait(ready, remaining, summary)
         except TimeoutError:
             raise Expired() from None
+
+    async def _wait(self, ready: Callable[[], bool], timeout: timedelta, summary: str) -> None:
+        """``wait_condition`` that sends, on the way, the reports of messages refused meanwhile
+        (``urgent`` is set only in sealed negotiations, so older histories wait as they did)."""
+        end = workflow.now() + timeout
+        while True:
+            await workflow.wait_condition(
+                lambda: ready() or self.urgent,
+                timeout=max(end - workflow.now(), timedelta(0)),
+                timeout_summary=summary,
+            )
+            if ready():
+                return
+            self.urgent = False
+            await self.send_reports()
+            if ready():
+                return
 
     async def until_or(self, ready: Callable[[], bool], at: datetime, summary: str) -> bool:
         """Wait for ``ready`` until ``at``: True when ready, False when ``at`` came first.
@@ -230,9 +354,7 @@ class MovementPlayer:
             # recorded before this change keep their wait (and, on 3.12, its timer) on replay.
             return False
         try:
-            await workflow.wait_condition(
-                ready, timeout=max(remaining, timedelta(0)), timeout_summary=summary
-            )
+            await self._wait(ready, max(remaining, timedelta(0)), summary)
         except TimeoutError:
             return False
         return True
@@ -350,6 +472,7 @@ class MovementPlayer:
             response = envelope.counterparty
             assert response is not None
             if response.message_id in self.state.processed_ids:
+                self.took(response.message_id)
                 continue
             if response.sequence <= self.state.last_sequence:
                 await self.reject(
@@ -369,6 +492,7 @@ class MovementPlayer:
                 continue
             self.state.last_sequence = response.sequence
             self.state.processed_ids.append(response.message_id)
+            self.took(response.message_id)
             return response
 
     async def _wait_for_counterparty(self, waiting_for: str) -> None:
@@ -479,6 +603,20 @@ class MovementPlayer:
                 return envelope
         return None
 
+    def _not_authorised(self, envelope: Envelope, request: DecisionRequest) -> str | None:
+        """Authority is checked where the decision takes effect, against the role cards,
+        delegation and mandate, as of when the negotiation received it (and for the role the
+        request had then: it may have escalated since). Sealed negotiations only: older ones
+        trusted what their negotiation forwarded."""
+        decision = envelope.decision
+        if self.state.seal is None or decision is None:
+            return None
+        asked = request.model_copy(update={"role": envelope.role or request.role})
+        req = self.state.request
+        return rejection_reason(
+            decision, asked, None, req.participants, req.mandate, envelope.received_at
+        )
+
     def _record(self, envelope: Envelope, request: DecisionRequest) -> DecisionRecord:
         decision = envelope.decision
         assert decision is not None
@@ -527,11 +665,19 @@ class MovementPlayer:
             while open_ids:
                 await self._await_decision_on_the_clock(open_ids, by_id, reminded, offer)
                 envelope = self._take_decision(open_ids)
-                if envelope is None or envelope.message_id in self.state.processed_ids:
+                if envelope is None:
+                    continue
+                if envelope.message_id in self.state.processed_ids:
+                    self.took(envelope.message_id)
                     continue
                 decision = envelope.decision
                 assert decision is not None
                 self.state.processed_ids.append(decision.message_id)
+                self.took(decision.message_id)
+                refused = self._not_authorised(envelope, by_id[decision.request_id])
+                if refused is not None:
+                    await self.reject(decision.message_id, "human_decision", refused)
+                    continue
                 record = self._record(envelope, by_id[decision.request_id])
                 open_ids.discard(decision.request_id)
                 taken.append(record)

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from negotiation.clock import checkpoint_cadence, next_checkpoint
-    from negotiation.decisions import acting_for, rejection_reason
+    from negotiation.decisions import acting_for, explain, rejection_reason
     from negotiation.kpis import assess_compliance, compute_kpis, deal_quality
     from negotiation.models import (
         Compliance,
@@ -52,18 +52,39 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.closure import ClosureMovement
     from workflows.development import DevelopmentMovement
+    from workflows.intake import MAX_NAME, bounded, message_id_of, read_one
     from workflows.movement import MovementPlayer, send_once
     from workflows.opening import OpeningMovement
     from workflows.preparation import PreparationMovement
     from workflows.protocol import (
+        COUNTERPARTY_SIGNAL,
+        DECISION_SIGNAL,
         DELIVER_SIGNAL,
+        INTERNAL_SIGNALS,
         REPORT_SIGNAL,
         REPORTS_SIGNAL,
+        SEALED_CHANNEL,
         Envelope,
         MovementReport,
         MovementReports,
         ScoreState,
     )
+    from workflows.seal import (
+        DELIVER as SEALED_DELIVER,
+    )
+    from workflows.seal import (
+        REPORTS as SEALED_REPORTS,
+    )
+    from workflows.seal import (
+        SealContext,
+        Sealed,
+        choose_key,
+        open_sealed,
+        seal_message,
+    )
+
+#: A flood of bad messages keeps the status bounded: beyond this many, the oldest are counted.
+MAX_REJECTED_LISTED = 200
 
 #: Which messages each movement takes; the others wait in the inbox.
 _TAKES: dict[Movement, frozenset[str]] = {
@@ -85,16 +106,14 @@ def _kind(envelope: Envelope) -> str:
     return "counterparty" if envelope.counterparty is not None else "decision"
 
 
+def _scope(context: SealContext, movement: Movement, direction: str) -> str:
+    """What a seal binds a message to: this negotiation's run, the movement and the direction."""
+    return f"{context.scope}:{movement.value}:{direction}"
+
+
 def _label(playbook: PlaybookName | None) -> str:
     """A playbook as a metric label: ``none`` before preparation chose one."""
     return playbook.value if playbook is not None else "none"
-
-
-def _explain(err: ValidationError) -> str:
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in err.errors()[:5]
-    ]
-    return "; ".join(parts)
 
 
 def _fingerprint(message: CounterpartyResponse | HumanDecision) -> str:
@@ -137,14 +156,48 @@ class NegotiationWorkflow:
         self._retro_receipts: dict[str, RetrospectiveEntry] = {}
         # The score as it stood at the outcome, for the result read during the retrospective.
         self._closed: ScoreState | None = None
+        # The sealed channel to the movements (None in negotiations from before it): the
+        # counters of the last message sent to the movement playing and of its last report taken.
+        self._sealed_channel: bool | None = None
+        self._cancelling = False
+        self._seal: SealContext | None = None
+        self._delivered = 0
+        self._reported = 0
+        # Messages forwarded to the movement playing and not yet acted on there, by id.
+        self._held: dict[str, str] = {}
+        self._last_sequence = 0
 
     @workflow.run
     async def run(self, request: NegotiationRequest) -> NegotiationResult:
         state = ScoreState(request=request)
+        if self._sealed():
+            key_id = choose_key(workflow.info().start_time)
+            if key_id is None:  # fails this task until the worker is given its seal keyring
+                raise RuntimeError("this worker holds no seal keys (FITNEST_SEAL_KEY_FILE)")
+            self._seal = state.seal = SealContext(
+                key_id=key_id, scope=f"{request.negotiation_id}:{workflow.info().run_id}"
+            )
         self._upsert(
             (sa.COUNTERPARTY, request.counterparty.name), (sa.DEAL_TYPE, request.deal_type.value)
         )
         rhythm = asyncio.create_task(self._rhythm())
+        movements = asyncio.create_task(self._movements(state, rhythm))
+        try:
+            await asyncio.wait([movements])
+        except asyncio.CancelledError:
+            # Not raised into the movements: an await that completes anyway (a signal sent as the
+            # cancellation came) absorbs it there and it would be lost. They watch this flag.
+            self._cancelling = True
+        state = await movements
+        rhythm.cancel()
+        self._close(state)
+        self._closed = state
+        await self._retrospective(state.policy or Policy())
+        return await self._result(state)
+
+    async def _movements(self, state: ScoreState, rhythm: asyncio.Task[None]) -> ScoreState:
+        """The four movements, in turn, until an outcome (or a cancellation)."""
+        request = self._request
         try:
             state = await self._play(PreparationMovement, state)
             self._policy = state.policy
@@ -165,51 +218,87 @@ class NegotiationWorkflow:
                 state = await self._play(ClosureMovement, state)
         except asyncio.CancelledError:
             state.close(Outcome.CANCELLED, "cancelled by an operator")
-        rhythm.cancel()
-        self._close(state)
-        self._closed = state
-        await self._retrospective(state.policy or Policy())
-        return await self._result(state)
+        return state
+
+    def _sealed(self) -> bool:
+        """Whether this negotiation seals its internal messages; decided in its first task (a
+        negotiation from before the sealed channel replays without the marker and stays as it was)."""
+        if self._sealed_channel is None:
+            self._sealed_channel = workflow.patched(SEALED_CHANNEL)
+        return self._sealed_channel
 
     # --- messages from outside ----------------------------------------------------------------
 
-    @workflow.signal
-    def counterparty_response(self, payload: Any) -> None:
+    @workflow.signal(dynamic=True)
+    def receive(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal, whatever it holds (no input, two, bytes that are no JSON, a payload the
+        worker could not decrypt): taken, or recorded as rejected with a bounded reason. Never
+        raised: a handler that raises fails the workflow task for ever."""
+        kind = bounded(name, MAX_NAME)
+        payload, unreadable = read_one(args)
+        if unreadable is not None:
+            self._reject(None, kind, unreadable)
+        elif name == COUNTERPARTY_SIGNAL:
+            self._on_counterparty(payload)
+        elif name == DECISION_SIGNAL:
+            self._on_decision(payload)
+        elif name == SEALED_REPORTS and self._seal is not None:
+            self._on_sealed_reports(payload)
+        elif name in (REPORT_SIGNAL, REPORTS_SIGNAL) and not self._sealed():
+            self._on_unsealed_reports(name, payload)  # a negotiation from before the seal
+        elif name in INTERNAL_SIGNALS:
+            self._reject(
+                payload,
+                kind,
+                f"internal signal {kind!r} refused: the negotiation and its movements take only "
+                "what they seal for each other",
+            )
+        else:
+            self._reject(payload, kind, f"unknown signal {kind!r}: nothing takes it")
+
+    def _on_counterparty(self, payload: Any) -> None:
         """A counterparty message; kept until a movement takes it, or rejected with a reason."""
         try:
             response = CounterpartyResponse.model_validate(payload)
         except ValidationError as err:
-            self._reject(payload, "counterparty_response", f"malformed: {_explain(err)}")
+            self._reject(payload, COUNTERPARTY_SIGNAL, f"malformed: {explain(err)}")
             return
-        if self._repeated(response, payload, "counterparty_response"):
+        if self._repeated(response, payload, COUNTERPARTY_SIGNAL):
             return
         if self._status.outcome is not None:
             self._reject(
                 payload,
-                "counterparty_response",
+                COUNTERPARTY_SIGNAL,
                 f"the negotiation is closed ({self._status.outcome})",
+            )
+            return
+        if self._seal is not None and response.sequence <= self._last_sequence:
+            # The movement would refuse it too (its last sequence only grows): say so at once.
+            self._reject(
+                payload,
+                COUNTERPARTY_SIGNAL,
+                f"stale: sequence {response.sequence} is not after {self._last_sequence}",
             )
             return
         self._stop_counterparty_clock(workflow.now())
         self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
         self._status.last_received = ReceivedMessage(
-            message_id=response.message_id, kind="counterparty_response", at=workflow.now()
+            message_id=response.message_id, kind=COUNTERPARTY_SIGNAL, at=workflow.now()
         )
         self._refresh()
 
-    @workflow.signal
-    def human_decision(self, payload: Any) -> None:
-        """A person's decision, fire-and-forget; a decision that cannot be taken is recorded with the reason."""
+    def _on_decision(self, payload: Any) -> None:
+        """A person's decision, fire-and-forget; one that cannot be taken is recorded with the reason."""
         try:
             decision = HumanDecision.model_validate(payload)
         except ValidationError as err:
-            self._reject(payload, "human_decision", f"malformed: {_explain(err)}")
+            self._reject(payload, DECISION_SIGNAL, f"malformed: {explain(err)}")
             return
-        if self._repeated(decision, payload, "human_decision"):
+        if self._repeated(decision, payload, DECISION_SIGNAL):
             return
         reason = self._why_not(decision)
         if reason is not None:
-            self._reject(payload, "human_decision", reason)
+            self._reject(payload, DECISION_SIGNAL, reason)
             return
         self._accept(decision)
 
@@ -231,14 +320,6 @@ class NegotiationWorkflow:
         reason = self._why_not(decision)
         if reason is not None:
             raise ValueError(reason)
-
-    @workflow.signal(dynamic=True)
-    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
-        """A signal this workflow does not take: recorded, never left unread in the history."""
-        payload: Any = None
-        with contextlib.suppress(Exception):  # only to name its message id, when it has one
-            payload = workflow.payload_converter().from_payload(args[0].payload)
-        self._reject(payload, name[:64], f"unknown signal {name[:64]!r}: nothing takes it")
 
     @workflow.update
     def retrospective(self, answer: RetrospectiveAnswer) -> RetrospectiveEntry:
@@ -283,14 +364,42 @@ class NegotiationWorkflow:
 
     # --- messages from the movements -----------------------------------------------------------
 
-    @workflow.signal(name=REPORT_SIGNAL)
-    def movement_report(self, report: MovementReport) -> None:
-        """Fold a movement's report into the status (movements of release 1 send them one by one)."""
-        self._fold(report)
+    def _on_sealed_reports(self, payload: Any) -> None:
+        """A batch of reports from the movement playing, taken only when its seal holds."""
+        assert self._seal is not None
+        try:
+            message = Sealed.model_validate(payload)
+        except ValidationError as err:
+            self._reject(payload, SEALED_REPORTS, f"malformed: {explain(err)}")
+            return
+        movement = self._status.movement
+        why = open_sealed(
+            self._seal, SEALED_REPORTS, _scope(self._seal, movement, "up"), message, self._reported
+        )
+        if why is not None:
+            self._reject(None, SEALED_REPORTS, why)
+            return
+        self._reported = message.counter
+        try:
+            batch = MovementReports.model_validate_json(message.body)
+        except ValidationError as err:  # sealed by a worker of another release, say
+            self._reject(None, SEALED_REPORTS, f"malformed: {explain(err)}")
+            return
+        for report in batch.reports:
+            self._fold(report)
 
-    @workflow.signal(name=REPORTS_SIGNAL)
-    def movement_reports(self, batch: MovementReports) -> None:
-        """Fold a movement's batch of reports into the status, oldest first."""
+    def _on_unsealed_reports(self, name: str, payload: Any) -> None:
+        """Reports of a negotiation started before the sealed channel (release 1 sent them one
+        at a time)."""
+        try:
+            batch = (
+                MovementReports(reports=[MovementReport.model_validate(payload)])
+                if name == REPORT_SIGNAL
+                else MovementReports.model_validate(payload)
+            )
+        except ValidationError as err:
+            self._reject(payload, name, f"malformed: {explain(err)}")
+            return
         for report in batch.reports:
             self._fold(report)
 
@@ -317,7 +426,13 @@ class NegotiationWorkflow:
             self._decided[record.request_id] = record
             self._record_decision(record)
         status.reviews.extend(report.reviews)
-        status.rejected_messages.extend(report.rejected)
+        for rejected in report.rejected:
+            self._record_rejection(rejected)
+            self._held.pop(rejected.message_id or "", None)
+        for message_id in report.taken:
+            self._held.pop(message_id, None)
+        if report.last_sequence is not None:
+            self._last_sequence = max(self._last_sequence, report.last_sequence)
         status.reminders.extend(report.reminders)
         status.escalations.extend(report.escalations)
         for escalation in report.escalations:
@@ -334,9 +449,14 @@ class NegotiationWorkflow:
 
     async def _play(self, movement_wf: type[MovementPlayer], state: ScoreState) -> ScoreState:
         """Run one movement as a child workflow, forwarding the messages it takes while it plays."""
+        if self._cancelling:
+            raise asyncio.CancelledError()
         movement = movement_wf.movement
         self._enter(movement)
         state.inbox = self._take(movement)
+        if state.seal is not None:  # each movement's channel counts from zero
+            self._delivered = self._reported = 0
+            state.seal = state.seal.model_copy(update={"delivered": 0, "reported": 0})
         child_id = f"{self._request.negotiation_id}/{movement.value}"
         handle = await workflow.start_child_workflow(
             movement_wf.run,  # type: ignore[attr-defined]
@@ -345,41 +465,69 @@ class NegotiationWorkflow:
             static_summary=_SUMMARIES[movement],
         )
         target = workflow.get_external_workflow_handle(child_id)
-        try:
-            await self._forward(movement, handle, target)
-            result: ScoreState = await handle
-        except asyncio.CancelledError:
+        await self._forward(movement, handle, target)
+        if self._cancelling:
             handle.cancel()
-            with contextlib.suppress(BaseException):  # it ends cancelled; nothing more to learn
-                await handle
-            raise
+            # A sealed movement hands back what it held, so the close can record it; one of a
+            # negotiation from before the seal ends cancelled.
+            with contextlib.suppress(BaseException):
+                self._take_back(await handle)
+            raise asyncio.CancelledError()
+        result: ScoreState = await handle
+        self._take_back(result)
+        self._leave(movement)
+        return result
+
+    def _take_back(self, result: ScoreState) -> None:
+        """What the movement did not use returns to the inbox; its last reports are folded in."""
         self._inbox[0:0] = result.inbox
         result.inbox = []
+        self._held.clear()
         for report in result.reports:  # made after the movement last waited
             self._fold(report)
         result.reports = []
-        self._leave(movement)
-        return result
+        self._last_sequence = max(self._last_sequence, result.last_sequence)
+        self._refresh()
 
     async def _forward(
         self, movement: Movement, handle: workflow.ChildWorkflowHandle, target: Any
     ) -> None:
-        """Forward the messages the movement takes until it ends."""
+        """Forward the messages the movement takes until it ends (or the negotiation is cancelled)."""
         while True:
             await workflow.wait_condition(
-                lambda: handle.done() or bool(self._deliverable(movement))
+                lambda: handle.done() or self._cancelling or bool(self._deliverable(movement))
             )
-            if handle.done():
+            if handle.done() or self._cancelling:
                 return
             batch = self._take(movement)
             for i, envelope in enumerate(batch):
                 try:
-                    await target.signal(DELIVER_SIGNAL, envelope)
+                    await self._send(movement, target, envelope)
                 except Exception:
                     # The movement closed as we sent: keep the rest for the next movement.
+                    for left in batch[i:]:
+                        self._held.pop(left.message_id, None)
                     self._inbox[0:0] = batch[i:]
+                    self._refresh()
                     await workflow.wait_condition(handle.done)
                     return
+
+    async def _send(self, movement: Movement, target: Any, envelope: Envelope) -> None:
+        """Forward one message to the movement playing, sealed when this negotiation seals."""
+        if self._seal is None:
+            await target.signal(DELIVER_SIGNAL, envelope)
+            return
+        self._delivered += 1
+        sealed = seal_message(
+            self._seal,
+            SEALED_DELIVER,
+            _scope(self._seal, movement, "down"),
+            self._delivered,
+            envelope.model_dump_json(),
+        )
+        self._held[envelope.message_id] = _kind(envelope)
+        self._refresh()
+        await target.signal(SEALED_DELIVER, sealed)
 
     def _deliverable(self, movement: Movement) -> list[Envelope]:
         return [e for e in self._inbox if _kind(e) in _TAKES[movement]]
@@ -493,18 +641,23 @@ class NegotiationWorkflow:
         return receipt
 
     def _reject(self, payload: Any, kind: str, reason: str) -> None:
-        message_id = payload.get("message_id") if isinstance(payload, dict) else None
-        self._status.rejected_messages.append(
+        self._record_rejection(
             RejectedMessage(
-                message_id=message_id if isinstance(message_id, str) else None,
-                kind=kind,
-                reason=reason,
-                at=workflow.now(),
+                message_id=message_id_of(payload), kind=kind, reason=reason, at=workflow.now()
             )
         )
         workflow.logger.info(
             "message rejected", extra={"kind": kind, "movement": self._status.movement.value}
         )
+
+    def _record_rejection(self, rejected: RejectedMessage) -> None:
+        """List a rejection; past the bound, the oldest give way and are counted (a flood of bad
+        messages must not grow the status past what a query can answer)."""
+        listed = self._status.rejected_messages
+        listed.append(rejected)
+        if len(listed) > MAX_REJECTED_LISTED:
+            del listed[0]
+            self._status.rejected_not_listed += 1
 
     # --- what operators see -------------------------------------------------------------------------
 
@@ -562,7 +715,8 @@ class NegotiationWorkflow:
             )
             for r in self._pending.values()
         ]
-        status.queued_messages = len(self._inbox)
+        # Held here, or forwarded to the movement playing and not yet acted on there.
+        status.queued_messages = len(self._inbox) + len(self._held)
         self._upsert((sa.AWAITING_DECISION, sorted({r.role.value for r in self._pending.values()})))
         awaiting = (
             ", ".join(f"{r.role.value} ({r.kind.value})" for r in self._pending.values())
@@ -691,7 +845,7 @@ class NegotiationWorkflow:
         agreed = state.agreed if outcome == Outcome.AGREED else None
         status.agreed_terms = agreed
         for envelope in self._inbox:
-            status.rejected_messages.append(
+            self._record_rejection(
                 RejectedMessage(
                     message_id=envelope.message_id,
                     kind="counterparty_response" if envelope.counterparty else "human_decision",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -30,6 +32,12 @@ class OpeningMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
+        try:
+            return await self._open()
+        except asyncio.CancelledError:
+            return self.cancelled()
+
+    async def _open(self) -> ScoreState:
         offer = self.new_offer(Party.US, self.state.request.opening_terms, "opening offer")
         await self.send_to_counterparty(offer, "Our opening offer")
         await self.report(offers=[offer], timeline=["opening offer sent"], **self.hand_over())

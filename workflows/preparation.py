@@ -27,6 +27,12 @@ class PreparationMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
+        try:
+            return await self._prepare()
+        except asyncio.CancelledError:
+            return self.cancelled()
+
+    async def _prepare(self) -> ScoreState:
         policy = await workflow.execute_activity_method(
             PolicySource.load_policy, summary="load the negotiation policy", **POLICY
         )

@@ -33,13 +33,26 @@ from negotiation.models import (
 from negotiation.policy import Policy, Requirement
 from negotiation.strategy import StrategyState
 from negotiation.terms import Offer, Terms
+from workflows.seal import DELIVER as SEALED_DELIVER
+from workflows.seal import REPORTS as SEALED_REPORTS
+from workflows.seal import SealContext
 
-#: Signal a movement receives forwarded messages on.
+#: Signal a movement received forwarded messages on, unsealed (negotiations started before
+#: the sealed channel; refused from anyone in those started since).
 DELIVER_SIGNAL = "deliver"
-#: Signal the negotiation receives movement reports on, one at a time (movements of release 1).
+#: Signal the negotiation received movement reports on, one at a time (movements of release 1).
 REPORT_SIGNAL = "movement_report"
-#: Signal the negotiation receives batches of movement reports on.
+#: Signal the negotiation received batches of movement reports on, unsealed (release 2).
 REPORTS_SIGNAL = "movement_reports"
+#: Every internal signal name: from a client, each is recorded as rejected.
+INTERNAL_SIGNALS = frozenset(
+    {DELIVER_SIGNAL, REPORT_SIGNAL, REPORTS_SIGNAL, SEALED_DELIVER, SEALED_REPORTS}
+)
+#: Patch: the negotiation and its movements seal their internal messages (release 4).
+SEALED_CHANNEL = "sealed-internal-messages"
+#: Signals clients send the negotiation.
+COUNTERPARTY_SIGNAL = "counterparty_response"
+DECISION_SIGNAL = "human_decision"
 
 
 class Envelope(BaseModel):
@@ -84,7 +97,14 @@ class MovementReport(BaseModel):
         default=False, description="We just handed the ball to the counterparty."
     )
     at: datetime | None = Field(
-        default=None, description="When the movement made the report (batched reports arrive later)."
+        default=None,
+        description="When the movement made the report (batched reports arrive later).",
+    )
+    taken: list[str] = Field(
+        default_factory=list, description="Ids of forwarded messages the movement has acted on."
+    )
+    last_sequence: int | None = Field(
+        default=None, description="The counterparty's last sequence the movement took."
     )
 
 
@@ -154,6 +174,11 @@ class ScoreState(BaseModel):
     reports: list[MovementReport] = Field(
         default_factory=list,
         description="Reports not yet sent when the movement ended or continued-as-new.",
+    )
+    seal: SealContext | None = Field(
+        default=None,
+        description="How this negotiation's internal messages are sealed; None in negotiations "
+        "started before the sealed channel (their movements take unsealed messages).",
     )
 
     def close(self, outcome: Outcome, reason: str) -> None:

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from temporalio.testing import WorkflowEnvironment
 
 from tests.activities.smtp_test_server import MailHandler
-from tests.encryption import TEST_KEY_FILE
+from tests.encryption import TEST_KEY_FILE, TEST_SEAL_KEY_FILE
 from workers.devserver import free_port
 from workers.settings import Settings
 
@@ -147,6 +147,7 @@ async def start_worker(
         "FITNEST_METRICS_PORT": str(free_port()),
         "FITNEST_LOG_FORMAT": "json",
         "FITNEST_KEY_FILE": str(TEST_KEY_FILE),
+        "FITNEST_SEAL_KEY_FILE": str(TEST_SEAL_KEY_FILE),
     }
     values = {k: v for k, v in {**defaults, **overrides}.items() if v is not None}
     fields: dict[str, Any] = {k.removeprefix("FITNEST_").lower(): v for k, v in values.items()}

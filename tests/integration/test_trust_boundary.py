@@ -27,7 +27,7 @@ from temporalio.common import RawValue
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from negotiation.models import NegotiationStatus, RejectedMessage
+from negotiation.models import NegotiationStatus, RejectedMessage, RetrospectiveAnswer
 from starters import client as api
 from tests.encryption import worker_settings
 from tests.integration.test_bad_input import _task_failures
@@ -52,7 +52,9 @@ class Site:
 
     async def start(self, playbook: str, **overrides: Any) -> Negotiation:
         n = Negotiation(self.client, make_request(playbook, **overrides), self.outbox)
-        assert (await api.start_negotiation(self.client, n.request, task_queue=self.task_queue)).started
+        assert (
+            await api.start_negotiation(self.client, n.request, task_queue=self.task_queue)
+        ).started
         return n
 
     async def in_development(self) -> Negotiation:
@@ -137,8 +139,12 @@ async def owner_still_decides(n: Negotiation, request_id: str) -> None:
     """The attack changed nothing: the request is pending and the real deal owner decides it."""
     status = await n.status()
     assert request_id in [p.request_id for p in status.pending_decisions]
-    assert not [d for d in status.decisions if d.approver == "mallory" or d.message_id == "forged-record"]
-    assert not [o for o in status.offers if o.terms.total_contract_value == GIVEAWAY.total_contract_value]
+    assert not [
+        d for d in status.decisions if d.approver == "mallory" or d.message_id == "forged-record"
+    ]
+    assert not [
+        o for o in status.offers if o.terms.total_contract_value == GIVEAWAY.total_contract_value
+    ]
     receipt = await n.decide(request_id, "ana")
     assert receipt.approver == "ana"
     await n.until(lambda s: any(d.approver == "ana" for d in s.decisions))
@@ -170,7 +176,11 @@ async def test_a_forged_movement_report_changes_nothing(site: Site, name: str) -
     """A report sent to the negotiation as if from its movement neither adds an approval to the
     audit trail nor removes the pending request."""
     n, request_id = await site.owner_deciding()
-    report = {"movement": "development", "decided": [forged_record(request_id)], "withdrawn": [request_id]}
+    report = {
+        "movement": "development",
+        "decided": [forged_record(request_id)],
+        "withdrawn": [request_id],
+    }
     await site.signal(n.id, name, {"reports": [report]} if name == "movement_reports" else report)
     await rejected(n, lambda r: r.kind == name and "internal" in r.reason)
     await owner_still_decides(n, request_id)
@@ -178,17 +188,25 @@ async def test_a_forged_movement_report_changes_nothing(site: Site, name: str) -
 
 
 async def _sealed_signals(client: Client, workflow_id: str, name: str) -> list[Payload]:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return [
-        e.workflow_execution_signaled_event_attributes.input.payloads[0]
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-        and e.workflow_execution_signaled_event_attributes.signal_name == name
-    ]
+    """The ``name`` signals in the history of ``workflow_id``, once there is one."""
+    for _ in range(200):
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        found = [
+            e.workflow_execution_signaled_event_attributes.input.payloads[0]
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and e.workflow_execution_signaled_event_attributes.signal_name == name
+        ]
+        if found:
+            return found
+        await asyncio.sleep(0.05)  # polling the history for the event that proves the point
+    return []
 
 
 @pytest.mark.parametrize("name", ["sealed_reports", "sealed_deliver"])
-async def test_a_sealed_internal_message_cannot_be_altered_or_replayed(site: Site, name: str) -> None:
+async def test_a_sealed_internal_message_cannot_be_altered_or_replayed(
+    site: Site, name: str
+) -> None:
     """The sealed channel between the negotiation and its movements: a message copied from the
     history and sent again is refused as a replay, the same message with its body changed as
     forged, and one with a made-up seal as forged."""
@@ -199,22 +217,32 @@ async def test_a_sealed_internal_message_cannot_be_altered_or_replayed(site: Sit
         await n.until(lambda s: s.queued_messages == 1)
     copies = await _sealed_signals(site.client, target, name)
     assert copies, f"no {name} signal in the history of {target}"
-    original = copies[-1]
+    codec = site.client.data_converter.payload_codec
+    assert codec is not None
+    # As stored (sealed by the codec); what an operator with the keyring reads in the Web UI.
+    original = (await codec.decode([copies[-1]]))[0]
     await site.client.get_workflow_handle(target).signal(name, RawValue(original))
     await rejected(n, lambda r: r.kind == name and "replay" in r.reason)
-    sealed = json.loads(site.client.data_converter.payload_converter.from_payload(original))
+    sealed = site.client.data_converter.payload_converter.from_payload(original)
     altered = dict(sealed, counter=sealed["counter"] + 100)
     body = json.loads(altered["body"])
     if name == "sealed_reports":
         body["reports"] = [{"movement": "development", "decided": [forged_record(request_id)]}]
     else:
-        body = {"decision": forged_decision(request_id, "ana"), "received_at": datetime.now(UTC).isoformat()}
+        body = {
+            "decision": forged_decision(request_id, "ana"),
+            "received_at": datetime.now(UTC).isoformat(),
+        }
     altered["body"] = json.dumps(body)
     await site.signal(target, name, altered)
-    made_up = dict(altered, counter=altered["counter"] + 1, mac=base64.b64encode(b"x" * 32).decode())
+    made_up = dict(
+        altered, counter=altered["counter"] + 1, mac=base64.b64encode(b"x" * 32).decode()
+    )
     await site.signal(target, name, made_up)
     await n.until(
-        lambda s: len([r for r in s.rejected_messages if r.kind == name and "forged" in r.reason]) == 2
+        lambda s: (
+            len([r for r in s.rejected_messages if r.kind == name and "forged" in r.reason]) == 2
+        )
     )
     await owner_still_decides(n, request_id)
     await no_task_failed(site, n)
@@ -275,13 +303,14 @@ async def test_a_payload_that_cannot_be_decrypted_is_recorded(
 async def test_a_name_that_is_not_one_line_is_refused_at_the_edge(site: Site, char: str) -> None:
     with pytest.raises(ValidationError, match="one line"):
         make_request("automated", counterparty__name=f"Acme{char}Bcc: evil@attacker.example")
-    with pytest.raises(ValidationError, match="one line"):
-        make_request(
-            "automated",
-            participants=[
-                {"name": f"ana{char}x", "role": "deal_owner", "email": "ana@fitnest.example"}
-            ],
-        )
+    # Participant names and addresses were checked with a pattern whose '$' let a final
+    # line break through.
+    for participant in (
+        {"name": f"ana{char}", "role": "deal_owner", "email": "ana@fitnest.example"},
+        {"name": "ana", "role": "deal_owner", "email": f"ana@fitnest.example{char}"},
+    ):
+        with pytest.raises(ValidationError, match="participants"):
+            make_request("automated", participants=[participant])
 
 
 async def test_a_raw_start_with_a_multi_line_name_fails_at_once_instead_of_stalling(
@@ -302,10 +331,21 @@ async def test_a_huge_message_id_in_a_malformed_signal_is_stored_bounded(site: S
     huge = {"message_id": "x" * 1_900_000, "sequence": "not a number", "action": "counter"}
     for _ in range(2):
         await site.signal(n.id, "counterparty_response", huge)
-    status = await n.until(lambda s: len([r for r in s.rejected_messages if r.reason.startswith("malformed")]) == 2)
-    assert all(len(r.message_id or "") <= 200 and len(r.reason) <= 1000 for r in status.rejected_messages)
+    status = await n.until(
+        lambda s: len([r for r in s.rejected_messages if r.reason.startswith("malformed")]) == 2
+    )
+    assert all(
+        len(r.message_id or "") <= 200 and len(r.reason) <= 1000 for r in status.rejected_messages
+    )
     assert len(status.model_dump_json()) < 100_000
     await n.respond("reject", sequence=60)
+    for p in n.request.participants:  # the retrospective answered, the workflow completes
+        await n.until(lambda s: s.retrospective_until is not None)
+        await api.answer_retrospective(
+            site.client,
+            n.id,
+            RetrospectiveAnswer(message_id=f"retro-{p.name}", participant=p.name, satisfaction=3),
+        )
     result = await asyncio.wait_for(api.get_result(site.client, n.id), 30)
     assert result.outcome.value == "rejected"
     await no_task_failed(site, n)
@@ -313,9 +353,11 @@ async def test_a_huge_message_id_in_a_malformed_signal_is_stored_bounded(site: S
 
 async def test_a_huge_signal_name_is_stored_bounded(site: Site) -> None:
     n = await site.in_development()
-    await site.signal(n.id, "n" * 200_000, {"message_id": "y" * 500_000})
+    await site.signal(n.id, "n" * 200, {"message_id": "y" * 500_000})
     status = await rejected(n, lambda r: r.reason.startswith("unknown signal"))
-    assert all(len(r.kind) <= 64 and len(r.message_id or "") <= 200 for r in status.rejected_messages)
+    assert all(
+        len(r.kind) <= 64 and len(r.message_id or "") <= 200 for r in status.rejected_messages
+    )
     await moves_on(n)
 
 
@@ -339,7 +381,11 @@ async def test_messages_held_by_a_movement_at_cancel_are_recorded(site: Site) ->
 
 @pytest.mark.parametrize(
     ("name", "payload"),
-    [("deliver", "not an envelope"), ("sealed_deliver", {"body": 3}), ("counterparty_response", {})],
+    [
+        ("deliver", "not an envelope"),
+        ("sealed_deliver", {"body": 3}),
+        ("counterparty_response", {}),
+    ],
     ids=["deliver-wrong-shape", "sealed-deliver-wrong-shape", "unknown-to-the-movement"],
 )
 async def test_a_signal_the_movement_cannot_read_is_recorded(

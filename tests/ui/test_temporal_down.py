@@ -26,7 +26,7 @@ import pytest
 from negotiation.models import CounterpartyResponse
 from starters import client as api
 from tests.conftest import own_server_settings
-from tests.encryption import TEST_KEY_FILE
+from tests.encryption import TEST_KEY_FILE, TEST_SEAL_KEY_FILE
 from tests.ui.conftest import (
     API_KEY,
     counter_within,
@@ -191,6 +191,7 @@ async def test_fitnest_ui_keeps_running_and_answers_503_while_temporal_is_down(t
         **os.environ,
         "FITNEST_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "FITNEST_KEY_FILE": str(TEST_KEY_FILE),
+        "FITNEST_SEAL_KEY_FILE": str(TEST_SEAL_KEY_FILE),
         "FITNEST_UI_PORT": str(ui_port),
         "FITNEST_UI_DIRECTORY": str(DEMO_DIRECTORY),
         "FITNEST_UI_SECRET_FILE": str(tmp_path / "ui-secret"),
