@@ -140,11 +140,12 @@ def _write_private(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def add_active_key(path: Path, *, create: bool) -> str:
+def add_active_key(path: Path, *, create: bool, from_time: datetime | None = None) -> str:
     """Add a new random key to the keyring at ``path`` and make it the active one; return its id.
 
     Older keys stay in the ring so that everything they sealed stays readable. ``create`` allows
     starting a new keyring when the file does not exist (``keys init``); rotation requires one.
+    ``from_time`` is the key's ``created`` time (a seal key seals negotiations started from then).
     """
     if path.exists():
         data = _document(path)
@@ -158,7 +159,7 @@ def add_active_key(path: Path, *, create: bool) -> str:
         {
             "id": key_id,
             "key": base64.b64encode(AESGCM.generate_key(bit_length=256)).decode(),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created": (from_time or datetime.now(UTC)).isoformat(timespec="seconds"),
         }
     )
     data["active"] = key_id

@@ -159,7 +159,8 @@ class NegotiationWorkflow:
         # The sealed channel to the movements (None in negotiations from before it): the
         # counters of the last message sent to the movement playing and of its last report taken.
         self._sealed_channel: bool | None = None
-        self._cancelling = False
+        # A sealed message being forwarded, in a task of its own (see _send).
+        self._sending: tuple[asyncio.Task[None], Envelope] | None = None
         self._seal: SealContext | None = None
         self._delivered = 0
         self._reported = 0
@@ -181,23 +182,6 @@ class NegotiationWorkflow:
             (sa.COUNTERPARTY, request.counterparty.name), (sa.DEAL_TYPE, request.deal_type.value)
         )
         rhythm = asyncio.create_task(self._rhythm())
-        movements = asyncio.create_task(self._movements(state, rhythm))
-        try:
-            await asyncio.wait([movements])
-        except asyncio.CancelledError:
-            # Not raised into the movements: an await that completes anyway (a signal sent as the
-            # cancellation came) absorbs it there and it would be lost. They watch this flag.
-            self._cancelling = True
-        state = await movements
-        rhythm.cancel()
-        self._close(state)
-        self._closed = state
-        await self._retrospective(state.policy or Policy())
-        return await self._result(state)
-
-    async def _movements(self, state: ScoreState, rhythm: asyncio.Task[None]) -> ScoreState:
-        """The four movements, in turn, until an outcome (or a cancellation)."""
-        request = self._request
         try:
             state = await self._play(PreparationMovement, state)
             self._policy = state.policy
@@ -218,7 +202,11 @@ class NegotiationWorkflow:
                 state = await self._play(ClosureMovement, state)
         except asyncio.CancelledError:
             state.close(Outcome.CANCELLED, "cancelled by an operator")
-        return state
+        rhythm.cancel()
+        self._close(state)
+        self._closed = state
+        await self._retrospective(state.policy or Policy())
+        return await self._result(state)
 
     def _sealed(self) -> bool:
         """Whether this negotiation seals its internal messages; decided in its first task (a
@@ -449,8 +437,6 @@ class NegotiationWorkflow:
 
     async def _play(self, movement_wf: type[MovementPlayer], state: ScoreState) -> ScoreState:
         """Run one movement as a child workflow, forwarding the messages it takes while it plays."""
-        if self._cancelling:
-            raise asyncio.CancelledError()
         movement = movement_wf.movement
         self._enter(movement)
         state.inbox = self._take(movement)
@@ -465,18 +451,32 @@ class NegotiationWorkflow:
             static_summary=_SUMMARIES[movement],
         )
         target = workflow.get_external_workflow_handle(child_id)
-        await self._forward(movement, handle, target)
-        if self._cancelling:
+        try:
+            await self._forward(movement, handle, target)
+            result: ScoreState = await handle
+        except asyncio.CancelledError:
             handle.cancel()
             # A sealed movement hands back what it held, so the close can record it; one of a
             # negotiation from before the seal ends cancelled.
             with contextlib.suppress(BaseException):
                 self._take_back(await handle)
-            raise asyncio.CancelledError()
-        result: ScoreState = await handle
+            await self._settle_sending()
+            raise
         self._take_back(result)
         self._leave(movement)
         return result
+
+    async def _settle_sending(self) -> None:
+        """After a cancellation: a message whose forwarding failed goes back to the inbox."""
+        if self._sending is None:
+            return
+        task, envelope = self._sending
+        with contextlib.suppress(BaseException):
+            await task
+        if task.cancelled() or task.exception() is not None:
+            self._held.pop(envelope.message_id, None)
+            self._inbox.append(envelope)
+        self._sending = None
 
     def _take_back(self, result: ScoreState) -> None:
         """What the movement did not use returns to the inbox; its last reports are folded in."""
@@ -495,9 +495,9 @@ class NegotiationWorkflow:
         """Forward the messages the movement takes until it ends (or the negotiation is cancelled)."""
         while True:
             await workflow.wait_condition(
-                lambda: handle.done() or self._cancelling or bool(self._deliverable(movement))
+                lambda: handle.done() or bool(self._deliverable(movement))
             )
-            if handle.done() or self._cancelling:
+            if handle.done():
                 return
             batch = self._take(movement)
             for i, envelope in enumerate(batch):
@@ -513,7 +513,14 @@ class NegotiationWorkflow:
                     return
 
     async def _send(self, movement: Movement, target: Any, envelope: Envelope) -> None:
-        """Forward one message to the movement playing, sealed when this negotiation seals."""
+        """Forward one message to the movement playing, sealed when this negotiation seals.
+
+        A sealed message goes out from a task of its own: the SDK absorbs a cancellation that
+        arrives while a signal is being sent (the signal completes, the CancelledError is gone),
+        which would leave a cancelled negotiation forwarding for ever. Waiting on the task with
+        ``wait_condition`` lets the cancellation through. (Unsealed negotiations, from before,
+        keep sending as they did, so that their histories replay.)
+        """
         if self._seal is None:
             await target.signal(DELIVER_SIGNAL, envelope)
             return
@@ -527,7 +534,11 @@ class NegotiationWorkflow:
         )
         self._held[envelope.message_id] = _kind(envelope)
         self._refresh()
-        await target.signal(SEALED_DELIVER, sealed)
+        task = asyncio.create_task(target.signal(SEALED_DELIVER, sealed))
+        self._sending = (task, envelope)
+        await workflow.wait_condition(task.done)
+        self._sending = None
+        task.result()  # raises when the movement had closed: the caller keeps the message
 
     def _deliverable(self, movement: Movement) -> list[Envelope]:
         return [e for e in self._inbox if _kind(e) in _TAKES[movement]]

@@ -58,12 +58,13 @@ def installed() -> bool:
     return bool(_keys)
 
 
-def choose_key(started: datetime) -> str | None:
+def choose_key(started: datetime, keys: Iterable[SealKey] | None = None) -> str | None:
     """The key for a negotiation started at ``started``: the newest created by then (the oldest
-    when all are newer). Deterministic for a given keyring, so replay picks the same key."""
-    if not _keys:
+    when all are newer), among ``keys`` (default: those installed). Deterministic for a given
+    keyring, so replay picks the same key."""
+    ordered = sorted(_keys.values() if keys is None else keys, key=lambda k: (k.created, k.key_id))
+    if not ordered:
         return None
-    ordered = sorted(_keys.values(), key=lambda k: (k.created, k.key_id))
     eligible = [k for k in ordered if k.created <= started]
     return (eligible[-1] if eligible else ordered[0]).key_id
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 # A secret may only come from the environment: ${VAR} or ${VAR:?message}, never with a default.
 FROM_ENVIRONMENT = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}$")
-FITNEST_SERVICES = {"keyring", "worker", "codec-server", "ui"}
+FITNEST_SERVICES = {"keyring", "seal-keyring", "worker", "codec-server", "ui"}
 SERVICES = FITNEST_SERVICES | {
     "postgresql",
     "temporal-schema",
@@ -152,6 +152,7 @@ def test_services_start_in_order(services):
         "temporal": "service_healthy",
         "temporal-setup": "service_completed_successfully",
         "keyring": "service_completed_successfully",
+        "seal-keyring": "service_completed_successfully",
     }
     assert after("codec-server") == {"keyring": "service_completed_successfully"}
     for name in ("postgresql", "temporal", "worker"):
@@ -188,7 +189,7 @@ def test_compose_commits_no_secret_values(services):
 
 
 def test_the_keyring_lives_in_a_volume_only_its_job_may_write(services):
-    for name in FITNEST_SERVICES:
+    for name in FITNEST_SERVICES - {"seal-keyring"}:  # which needs no payload key
         mounts = [m for m in services[name]["volumes"] if m.startswith("fitnest-keys:")]
         assert mounts == (
             ["fitnest-keys:/app/keys"] if name == "keyring" else ["fitnest-keys:/app/keys:ro"]
@@ -201,3 +202,15 @@ def test_every_host_path_the_compose_file_mounts_exists(services):
             source = mount.split(":")[0]
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_only_workers_hold_the_seal_keyring(services):
+    """The seal keys make internal messages unforgeable only while no client holds them."""
+    holders = {
+        name
+        for name, service in services.items()
+        if any(str(v).startswith("fitnest-seal-keys:") for v in service.get("volumes", []))
+    }
+    assert holders == {"worker", "seal-keyring"}
+    assert setting(services["worker"], "FITNEST_SEAL_KEY_FILE").startswith("/app/seal/")
+    assert services["seal-keyring"]["command"] == ["fitnest", "keys", "init", "--seal"]
