@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from workers.client import data_converter
@@ -31,5 +32,7 @@ def worker_settings(workdir: Path, **more: object) -> Settings:
 
 #: Test seal keys only: the workers' key for the messages between a negotiation and its movements.
 TEST_SEAL_KEY_FILE = Path(__file__).parent / "test-seal-keys.json"
-# Installed for the whole test process: every worker and replayer of the suite seals with it.
+# Installed for the whole test process (every worker and replayer of the suite seals with it),
+# and named in the environment, which the worker processes the tests start inherit.
 seal.install(load_seal_keys(TEST_SEAL_KEY_FILE))
+os.environ["FITNEST_SEAL_KEY_FILE"] = str(TEST_SEAL_KEY_FILE)

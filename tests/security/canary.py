@@ -23,9 +23,13 @@ def payloads_in(message: Message) -> Iterator[Payload]:
 
     Search attributes are left out: the server must read them to index them, so they are never
     encrypted, and they carry no deal terms (tests/activities/test_confidential_logging.py).
+    So are patch markers: the SDK's core writes them (never through the codec) and they hold
+    only the patch id, a constant of the code.
     """
     if isinstance(message, Payload):
         yield message
+        return
+    if getattr(message, "marker_name", None) == "core_patch":
         return
     for field, value in message.ListFields():
         if field.message_type is None or field.name == "search_attributes":
