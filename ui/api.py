@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
+from temporalio.service import RPCError
 
 from negotiation.models import (
     CounterpartyResponse,
@@ -30,7 +31,13 @@ from starters.client import (
 )
 from ui.cluster import Connected
 from ui.directory import ApiKey
-from ui.inbox import InboxFilterError, InboxFilters, InboxItem, inbox_page
+from ui.inbox import (
+    InboxFilterError,
+    InboxFilters,
+    InboxItem,
+    inbox_page,
+    refused_as_invalid,
+)
 from ui.problems import PROBLEM_RESPONSES, ProblemError
 from ui.security import api_client
 
@@ -110,9 +117,15 @@ async def list_all(
     )
     try:
         conditions = filters.conditions()
+        try:
+            found = await list_negotiations(
+                temporal.client, " AND ".join(conditions) or None, limit=limit
+            )
+        except RPCError as err:
+            refused_as_invalid(err)
+            raise
     except InboxFilterError as err:
         raise ProblemError(422, "validation", str(err)) from err
-    found = await list_negotiations(temporal.client, " AND ".join(conditions) or None, limit=limit)
     return NegotiationList(negotiations=found)
 
 
@@ -164,6 +177,7 @@ async def pending(
                 task_queue=request.app.state.settings.task_queue,
             ),
             lambda p, _req, _st: InboxItem(pending=p) if p.role.value in roles else None,
+            tokens=request.app.state.page_tokens,
             page_size=page_size,
             token=page_token,
         )

@@ -28,7 +28,7 @@ from ui import api, pages
 from ui.audit import AuditLog
 from ui.cluster import Cluster
 from ui.directory import Directory
-from ui.inbox import InboxFilterError
+from ui.inbox import InboxFilterError, PageTokens
 from ui.problems import ProblemError, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
 from ui.throttle import Clock, SignInThrottle
@@ -146,6 +146,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    secret = session_secret(settings)
     app.state.settings = settings
     app.state.cluster = Cluster(settings, client)
     app.state.directory = directory
@@ -153,9 +154,10 @@ def create_app(
     app.state.audit = AuditLog(settings.ui_audit_log)
     app.state.throttle = SignInThrottle.from_settings(settings, clock)
     app.state.credential_checks = asyncio.Lock()  # see ui.security.checked_credentials
+    app.state.page_tokens = PageTokens(secret)
     app.add_middleware(
         SessionMiddleware,
-        secret_key=session_secret(settings),
+        secret_key=secret,
         session_cookie="fitnest_session",
         max_age=SESSION_SECONDS,
         # Lax: a link from a notification opens the page signed in; GETs change nothing and

@@ -171,7 +171,13 @@ async def inbox(
         task_queue=state.settings.task_queue,
     )
     found = await inbox_page(
-        temporal.client, temporal.requests, filters, mine, page_size=INBOX_PAGE_SIZE, token=page
+        temporal.client,
+        temporal.requests,
+        filters,
+        mine,
+        tokens=state.page_tokens,
+        page_size=INBOX_PAGE_SIZE,
+        token=page,
     )
     return render(
         request,

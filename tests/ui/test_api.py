@@ -186,3 +186,47 @@ async def test_openapi_document_and_docs_page_are_served_without_a_cdn(ui_server
     assert docs.status_code == 200
     assert "/api/v1/decisions/pending" in docs.text
     assert "cdn" not in docs.text.lower()
+
+
+async def test_a_filter_with_a_control_character_or_a_made_up_page_token_is_a_422_problem_at_once(
+    ui_server: UiServer,
+):
+    deadline = ui_server.settings.ui_temporal_timeout
+    async with ui_server.api() as api:
+        replies = [
+            await api.get("/api/v1/decisions/pending", params={"counterparty": "a\x00b"}),
+            await api.get("/api/v1/negotiations", params={"counterparty": "a\x00b"}),
+            await api.get("/api/v1/negotiations", params={"counterparty": "a\x1bb"}),
+        ]
+        token = await api.get("/api/v1/decisions/pending", params={"page_token": "bWFkZS11cA=="})
+    for reply in replies:
+        assert reply.status_code == 422, reply.text
+        assert reply.headers["content-type"] == PROBLEM
+        assert "control characters" in reply.json()["detail"]
+    assert token.status_code == 422 and token.headers["content-type"] == PROBLEM
+    assert "page token is not valid" in token.json()["detail"]
+    assert all(r.elapsed.total_seconds() < deadline for r in [*replies, token])
+
+
+async def test_a_page_token_serves_only_the_filters_it_was_given_for(ui_server: UiServer):
+    ids = {await started_with_counter(ui_server, f"tok{i}") for i in range(2)}
+    first_page = {"role": "deal_owner", "page_size": 1}
+    async with ui_server.api() as api:
+
+        async def both_listed() -> bool:
+            reply = await api.get("/api/v1/decisions/pending", params={"role": "deal_owner"})
+            return ids <= {p["negotiation_id"] for p in reply.json()["pending"]}
+
+        await eventually(both_listed)
+        token = (await api.get("/api/v1/decisions/pending", params=first_page)).json()[
+            "next_page_token"
+        ]
+        assert token
+        own = await api.get("/api/v1/decisions/pending", params={**first_page, "page_token": token})
+        other = await api.get(
+            "/api/v1/decisions/pending",
+            params={**first_page, "page_token": token, "counterparty": "Northwind Traders"},
+        )
+    assert own.status_code == 200, own.text
+    assert other.status_code == 422, other.text
+    assert "page token is not valid" in other.json()["detail"]

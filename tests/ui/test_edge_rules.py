@@ -33,7 +33,7 @@ from ui.directory import (
     load_directory,
     verify_secret,
 )
-from ui.inbox import InboxFilterError, InboxFilters, InboxItem
+from ui.inbox import InboxFilterError, InboxFilters, InboxItem, PageTokens
 from ui.kpi_charts import _cycle_unit, kpi_charts
 from ui.negotiations import entitlement
 
@@ -241,3 +241,29 @@ def test_a_decision_past_its_due_time_is_overdue():
     assert InboxItem(pending=late).overdue
     soon = late.model_copy(update={"due_at": datetime.now(UTC) + timedelta(hours=1)})
     assert not InboxItem(pending=soon).overdue
+
+
+def test_inbox_filters_refuse_control_characters_before_any_query():
+    for value in ("North\x00wind", "North\nwind", "North\x85wind", "North\u2028wind", "a\u200bb"):
+        with pytest.raises(InboxFilterError, match="control characters"):
+            InboxFilters(counterparty=value).query()
+    assert "'Northwind Traders'" in InboxFilters(counterparty="Northwind Traders").query()
+
+
+def test_a_page_token_opens_only_for_the_query_it_was_sealed_for():
+    tokens = PageTokens("secret")
+    sealed = tokens.seal("q1", b"temporal-token")
+    assert sealed is not None and tokens.open("q1", sealed) == b"temporal-token"
+    for query, text in (
+        ("q2", sealed),  # another filter
+        ("q1", sealed[:-4] + "AAAA"),  # altered
+        ("q1", "bWFkZS11cA=="),  # made up
+        ("q1", "not base64 at all!"),
+        ("q1", "é"),
+        ("q1", "A" * 5000),
+    ):
+        with pytest.raises(InboxFilterError, match="page token is not valid"):
+            tokens.open(query, text)
+    with pytest.raises(InboxFilterError):
+        PageTokens("other secret").open("q1", sealed)
+    assert tokens.open("q1", None) is None and tokens.seal("q1", None) is None
