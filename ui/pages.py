@@ -28,6 +28,7 @@ from ui.directory import Approver, Directory
 from ui.inbox import InboxFilters, InboxItem, inbox_page
 from ui.kpi_charts import kpi_charts
 from ui.negotiations import (
+    NegotiationView,
     author_of,
     clause_position,
     entitlement,
@@ -233,7 +234,7 @@ async def _negotiation(
         authors={o.version: author_of(status, o.version) for o in status.offers},
         attempts=[
             a
-            for a in state.audit.for_negotiation(negotiation_id)
+            for a in await state.audit.for_negotiation(negotiation_id)
             if a.outcome != AttemptOutcome.ACCEPTED
         ],
         refused_signals=[m for m in status.rejected_messages if m.kind == "human_decision"],
@@ -259,9 +260,11 @@ async def decide_on(
 ) -> Response:
     """Approve, reject or revise; the receipt (after a redirect) or the reason, in plain words."""
     state = request.app.state
+    view: NegotiationView | None = None
 
     async def audited(outcome: AttemptOutcome, reason: str) -> None:
-        """An attempt that ended before ``take_decision`` could audit it."""
+        """An attempt that ended before ``take_decision`` could audit it; on the negotiation's
+        trail only once the negotiation was read (before, its id may be anything)."""
         await state.audit.append(
             attempt_by(
                 approver,
@@ -272,7 +275,8 @@ async def decide_on(
                 outcome=outcome,
                 reason=reason,
                 terms_version=terms_version,
-            )
+            ),
+            on_trail=view is not None,
         )
 
     try:
