@@ -31,6 +31,7 @@ from ui.directory import Directory
 from ui.inbox import InboxFilterError, PageTokens
 from ui.problems import ProblemError, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
+from ui.sessions import SessionStore
 from ui.throttle import Clock, SignInThrottle
 from workers.client import ClusterUnreachable
 from workers.settings import Settings
@@ -132,6 +133,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.cluster.try_at_start()
         yield
+        app.state.sessions.close()
 
     app = FastAPI(
         title="Fitnest approver UI and API",
@@ -155,6 +157,10 @@ def create_app(
     app.state.throttle = SignInThrottle.from_settings(settings, clock)
     app.state.credential_checks = asyncio.Lock()  # see ui.security.checked_credentials
     app.state.page_tokens = PageTokens(secret)
+    # Beside the key that signs the cookies: the sessions those cookies may still open.
+    app.state.sessions = SessionStore(
+        settings.ui_secret_file.with_name("ui-sessions.sqlite"), SESSION_SECONDS
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
