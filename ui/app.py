@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute, Match
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
@@ -29,7 +30,7 @@ from ui.audit import AuditLog
 from ui.cluster import Cluster
 from ui.directory import Directory
 from ui.inbox import InboxFilterError, PageTokens
-from ui.problems import ProblemError, problem_response, validation_problem
+from ui.problems import ProblemError, not_json, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
 from ui.sessions import SessionStore
 from ui.throttle import Clock, SignInThrottle
@@ -55,6 +56,15 @@ def _is_api(request: Request) -> bool:
 
 def _error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     return pages.render(request, "error.html", status, title=title, detail=detail)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -86,9 +96,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> Response:
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         if _is_api(request):
-            return problem_response(request, ProblemError(err.status_code, "http", str(err.detail)))
-        return _error_page(request, err.status_code, "Error", str(err.detail))
+            found = (
+                not_json()
+                if err.status_code == 400  # FastAPI's only 400: a body it cannot parse
+                else ProblemError(err.status_code, "http", str(err.detail))
+            )
+            found.headers.update(headers)
+            return problem_response(request, found)
+        page = _error_page(request, err.status_code, "Error", str(err.detail))
+        page.headers.update(headers)
+        return page
 
     @app.exception_handler(InboxFilterError)
     async def bad_filter(request: Request, err: InboxFilterError) -> Response:

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import binascii
 import hmac
-import unicodedata
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,9 +70,11 @@ class InboxFilters:
         return " AND ".join(base + self.conditions())
 
 
-#: Characters no filter value may hold: control, format and unassigned characters and the line
-#: and paragraph separators. The visibility store fails a query holding NUL as if it were down.
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: What a filter value may be (the API's document states it): no quote or backslash, which
+#: cannot be escaped in a visibility query, and no control character (C0, DEL, C1) nor line or
+#: paragraph separator: the visibility store fails a query holding NUL as if it were down.
+FILTER_VALUE = "^[^'\"\\\\\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+_FILTER_VALUE = re.compile(FILTER_VALUE)
 
 #: The longest filter value: longer than any counterparty name (120) or task queue in use.
 MAX_FILTER_CHARS = 200
@@ -80,8 +82,7 @@ MAX_FILTER_CHARS = 200
 
 def _literal(value: str) -> str:
     """A quoted literal for the visibility query; quotes and backslashes cannot be escaped there."""
-    unprintable = any(unicodedata.category(c) in _UNPRINTABLE for c in value)
-    if unprintable or any(c in value for c in "'\"\\") or len(value) > MAX_FILTER_CHARS:
+    if not _FILTER_VALUE.fullmatch(value) or len(value) > MAX_FILTER_CHARS:
         raise InboxFilterError(
             "a filter value cannot contain quotes, backslashes or control characters, "
             f"nor exceed {MAX_FILTER_CHARS} characters"
@@ -91,6 +92,8 @@ def _literal(value: str) -> str:
 
 #: The longest page token taken, as text (Temporal's own are well under 1 KB).
 MAX_TOKEN_CHARS = 2048
+#: What a page token looks like (URL-safe base64); only one this UI sealed opens, though.
+TOKEN_TEXT = r"^[A-Za-z0-9_-]*={0,2}$"
 _TAG_BYTES = 16
 _BAD_TOKEN = "the page token is not valid for these filters; start again from the first page"
 

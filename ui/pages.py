@@ -16,7 +16,13 @@ from fastapi.templating import Jinja2Templates
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from negotiation.models import NegotiationRequest, NegotiationStatus, PendingDecision, Verdict
+from negotiation.models import (
+    Identifier,
+    NegotiationRequest,
+    NegotiationStatus,
+    PendingDecision,
+    Verdict,
+)
 from negotiation.report import aggregate
 from negotiation.terms import NUMERIC_TERMS
 from starters.client import NegotiationNotFound
@@ -193,7 +199,7 @@ async def inbox(
 
 @router.get("/negotiations/{negotiation_id}", response_class=HTMLResponse)
 async def negotiation_page(
-    request: Request, negotiation_id: str, approver: Signed, temporal: Connected
+    request: Request, negotiation_id: Identifier, approver: Signed, temporal: Connected
 ) -> HTMLResponse:
     """The mandate beside the terms, offers, reviews, pending decisions and the audit trail."""
     return await _negotiation(request, temporal, negotiation_id, approver)
@@ -249,7 +255,7 @@ async def _negotiation(
 @router.post("/negotiations/{negotiation_id}/decisions", response_model=None)
 async def decide_on(
     request: Request,
-    negotiation_id: str,
+    negotiation_id: Identifier,
     approver: Signed,
     request_id: Annotated[str, Form()],
     verdict: Annotated[str, Form()],

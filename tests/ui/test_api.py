@@ -76,7 +76,7 @@ async def test_invalid_start_request_answers_422_naming_every_field(ui_server: U
     fields = {e["field"] for e in reply.json()["errors"]}
     assert {"body.currency", "body.mandate.deadline"} <= fields
     assert "body.currency" in reply.json()["detail"]
-    assert not_json.status_code == 422 and not_json.json()["type"] == "/problems/validation"
+    assert not_json.status_code == 400 and not_json.json()["type"] == "/problems/not-json"
 
 
 async def test_a_deadline_already_past_answers_422(ui_server: UiServer):
@@ -183,6 +183,17 @@ async def test_openapi_document_and_docs_page_are_served_without_a_cdn(ui_server
         "application/problem+json"
         in paths["/api/v1/negotiations"]["post"]["responses"]["409"]["content"]
     )
+    # What the API validates, the document states: patterns, enums, lengths, the 400.
+    components = schema["components"]["schemas"]
+    assert components["NegotiationRequest"]["properties"]["negotiation_id"]["pattern"]
+    for path in ("/api/v1/negotiations", "/api/v1/negotiations/{negotiation_id}/responses"):
+        assert "400" in paths[path]["post"]["responses"]
+    listed = {p["name"]: p["schema"] for p in paths["/api/v1/negotiations"]["get"]["parameters"]}
+    assert listed["counterparty"]["anyOf"][0]["pattern"]
+    assert listed["counterparty"]["anyOf"][0]["maxLength"] == 200
+    assert listed["playbook"]["anyOf"][0] == {"$ref": "#/components/schemas/PlaybookName"}
+    [path_id] = paths["/api/v1/negotiations/{negotiation_id}"]["get"]["parameters"]
+    assert path_id["schema"]["pattern"] == "^[a-z0-9][a-z0-9._-]{1,127}$"
     assert docs.status_code == 200
     assert "/api/v1/decisions/pending" in docs.text
     assert "cdn" not in docs.text.lower()

@@ -244,7 +244,7 @@ def test_a_decision_past_its_due_time_is_overdue():
 
 
 def test_inbox_filters_refuse_control_characters_before_any_query():
-    for value in ("North\x00wind", "North\nwind", "North\x85wind", "North\u2028wind", "a\u200bb"):
+    for value in ("North\x00wind", "North\nwind", "North\x85wind", "North\u2028wind", "a\x7fb"):
         with pytest.raises(InboxFilterError, match="control characters"):
             InboxFilters(counterparty=value).query()
     assert "'Northwind Traders'" in InboxFilters(counterparty="Northwind Traders").query()
