@@ -178,9 +178,10 @@ def create_app(
     app.state.throttle = SignInThrottle.from_settings(settings, clock)
     app.state.credential_checks = asyncio.Lock()  # see ui.security.checked_credentials
     app.state.page_tokens = PageTokens(secret)
-    # Beside the key that signs the cookies: the sessions those cookies may still open.
+    # Beside the audit log, the UI's other state, which every deployment keeps (the key file is
+    # not used when FITNEST_UI_SECRET is set).
     app.state.sessions = SessionStore(
-        settings.ui_secret_file.with_name("ui-sessions.sqlite"), SESSION_SECONDS
+        settings.ui_audit_log.with_name("ui-sessions.sqlite"), SESSION_SECONDS
     )
     app.add_middleware(
         SessionMiddleware,

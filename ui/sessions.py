@@ -3,7 +3,7 @@
 The session cookie is signed, so nobody can forge one; but a signed cookie alone stays valid for
 its whole lifetime, so a copy taken before sign-out would still sign in. Each sign-in therefore
 gets a random session id, kept in the cookie and, as a SHA-256 digest, in a small SQLite file
-beside the session key; a request is signed in only while its id is in the file and not expired.
+beside the audit log; a request is signed in only while its id is in the file and not expired.
 Sign-out deletes it. The file survives a restart of the UI, so neither a restart signs anyone out
 nor brings an ended session back.
 """
