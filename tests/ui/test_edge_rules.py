@@ -36,6 +36,7 @@ from ui.directory import (
 from ui.inbox import InboxFilterError, InboxFilters, InboxItem, PageTokens
 from ui.kpi_charts import _cycle_unit, kpi_charts
 from ui.negotiations import entitlement
+from ui.sessions import SessionStore
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2027, 1, 4, 9, tzinfo=UTC)
@@ -267,3 +268,19 @@ def test_a_page_token_opens_only_for_the_query_it_was_sealed_for():
     with pytest.raises(InboxFilterError):
         PageTokens("other secret").open("q1", sealed)
     assert tokens.open("q1", None) is None and tokens.seal("q1", None) is None
+
+
+def test_a_session_ends_when_its_lifetime_is_over_or_it_is_ended(tmp_path: Path):
+    now = [1000.0]
+    store = SessionStore(tmp_path / "sessions.sqlite", lifetime=60, clock=lambda: now[0])
+    ana, lee = store.start("ana"), store.start("lee")
+    assert store.user_of(ana) == "ana" and store.user_of("made-up") is None
+    store.end(lee)
+    assert store.user_of(lee) is None
+    now[0] += 59
+    assert store.user_of(ana) == "ana"
+    now[0] += 1
+    assert store.user_of(ana) is None  # eight hours in the UI; a minute here
+    store.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert ana.encode() not in stored  # only digests: the file opens no session
