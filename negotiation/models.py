@@ -12,7 +12,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from negotiation.mandate import evaluate
 from negotiation.terms import Mandate, Offer, Terms
@@ -28,7 +36,7 @@ def _email(value: str) -> str:
 
 
 def _identifier(value: str) -> str:
-    if not _IDENT.fullmatch(value):
+    if not _IDENT.fullmatch(value):  # match() would let a trailing newline through
         raise ValueError(
             "must be 2-128 characters of lower-case letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -59,7 +67,12 @@ def cut(limit: int) -> BeforeValidator:
 
 Email = Annotated[str, AfterValidator(_email)]
 OneLine = Annotated[str, AfterValidator(_one_line)]
-Identifier = Annotated[str, AfterValidator(_identifier)]
+Identifier = Annotated[
+    str,
+    AfterValidator(_identifier),
+    # What the validator checks, stated in the JSON schema (the API's OpenAPI document).
+    WithJsonSchema({"type": "string", "pattern": _IDENT.pattern, "minLength": 2, "maxLength": 128}),
+]
 
 
 class DealType(StrEnum):

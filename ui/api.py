@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field, WithJsonSchema
+from temporalio.service import RPCError
 
 from negotiation.models import (
     CounterpartyResponse,
+    Identifier,
     NegotiationRequest,
     NegotiationStatus,
     PendingDecision,
+    PlaybookName,
     Role,
 )
 from starters.client import (
@@ -30,8 +33,18 @@ from starters.client import (
 )
 from ui.cluster import Connected
 from ui.directory import ApiKey
-from ui.inbox import InboxFilterError, InboxFilters, InboxItem, inbox_page
-from ui.problems import PROBLEM_RESPONSES, ProblemError
+from ui.inbox import (
+    FILTER_VALUE,
+    MAX_FILTER_CHARS,
+    MAX_TOKEN_CHARS,
+    TOKEN_TEXT,
+    InboxFilterError,
+    InboxFilters,
+    InboxItem,
+    inbox_page,
+    refused_as_invalid,
+)
+from ui.problems import BODY_PROBLEMS, PROBLEM_RESPONSES, ProblemError
 from ui.security import api_client
 
 router = APIRouter(
@@ -42,6 +55,24 @@ router = APIRouter(
 )
 
 Caller = Annotated[ApiKey, Depends(api_client)]
+
+#: A negotiation id in a path: what a negotiation id may be, so any other is a 422 at once.
+NegotiationId = Annotated[Identifier, Path(description="The negotiation's id (its workflow id).")]
+#: A filter value as the document states it; ``ui.inbox`` checks it, with its own reasons.
+FilterText = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "maxLength": MAX_FILTER_CHARS, "pattern": FILTER_VALUE}),
+]
+#: An exact counterparty name to filter by.
+CounterpartyFilter = Annotated[
+    FilterText | None,
+    Query(description="Exact counterparty name; no quotes, backslashes or control characters."),
+]
+#: A page token as the document states it; only one this API sealed opens (``ui.inbox``).
+TokenText = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "maxLength": MAX_TOKEN_CHARS, "pattern": TOKEN_TEXT}),
+]
 
 
 class ResponseAccepted(BaseModel):
@@ -74,7 +105,7 @@ class PendingList(BaseModel):
     next_page_token: str | None = Field(description="Give as page_token for the next page.")
 
 
-@router.post("/negotiations", status_code=201, response_model=StartReceipt)
+@router.post("/negotiations", status_code=201, response_model=StartReceipt, responses=BODY_PROBLEMS)
 async def start(
     body: NegotiationRequest, request: Request, response: Response, temporal: Connected
 ) -> StartReceipt:
@@ -96,28 +127,34 @@ async def start(
 async def list_all(
     request: Request,
     temporal: Connected,
-    playbook: str | None = None,
-    counterparty: str | None = None,
+    playbook: PlaybookName | None = None,
+    counterparty: CounterpartyFilter = None,
     awaiting: Role | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> NegotiationList:
     """Negotiations, newest first, filtered by playbook, counterparty or the role they await."""
     filters = InboxFilters(
         roles=[awaiting.value] if awaiting else [],
-        playbook=playbook,
+        playbook=playbook.value if playbook else None,
         counterparty=counterparty,
         task_queue=request.app.state.settings.task_queue,
     )
     try:
         conditions = filters.conditions()
+        try:
+            found = await list_negotiations(
+                temporal.client, " AND ".join(conditions) or None, limit=limit
+            )
+        except RPCError as err:
+            refused_as_invalid(err)
+            raise
     except InboxFilterError as err:
         raise ProblemError(422, "validation", str(err)) from err
-    found = await list_negotiations(temporal.client, " AND ".join(conditions) or None, limit=limit)
     return NegotiationList(negotiations=found)
 
 
 @router.get("/negotiations/{negotiation_id}", response_model=NegotiationStatus)
-async def read(negotiation_id: str, temporal: Connected) -> NegotiationStatus:
+async def read(negotiation_id: NegotiationId, temporal: Connected) -> NegotiationStatus:
     """A negotiation's status, open or closed."""
     try:
         return await get_status(temporal.client, negotiation_id)
@@ -126,10 +163,13 @@ async def read(negotiation_id: str, temporal: Connected) -> NegotiationStatus:
 
 
 @router.post(
-    "/negotiations/{negotiation_id}/responses", status_code=202, response_model=ResponseAccepted
+    "/negotiations/{negotiation_id}/responses",
+    status_code=202,
+    response_model=ResponseAccepted,
+    responses=BODY_PROBLEMS,
 )
 async def respond(
-    negotiation_id: str, body: CounterpartyResponse, temporal: Connected
+    negotiation_id: NegotiationId, body: CounterpartyResponse, temporal: Connected
 ) -> ResponseAccepted:
     """Deliver a counterparty response; 409 once the negotiation has an outcome."""
     try:
@@ -146,10 +186,13 @@ async def pending(
     request: Request,
     temporal: Connected,
     role: Annotated[list[Role] | None, Query(description="Roles awaited; all when absent.")] = None,
-    playbook: str | None = None,
-    counterparty: str | None = None,
+    playbook: PlaybookName | None = None,
+    counterparty: CounterpartyFilter = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 25,
-    page_token: str | None = None,
+    page_token: Annotated[
+        TokenText | None,
+        Query(description="The next_page_token of the page before, with the same filters."),
+    ] = None,
 ) -> PendingList:
     """Pending decisions across negotiations, a page of negotiations at a time."""
     roles = [r.value for r in (role or list(Role))]
@@ -159,11 +202,12 @@ async def pending(
             temporal.requests,
             InboxFilters(
                 roles=roles,
-                playbook=playbook,
+                playbook=playbook.value if playbook else None,
                 counterparty=counterparty,
                 task_queue=request.app.state.settings.task_queue,
             ),
             lambda p, _req, _st: InboxItem(pending=p) if p.role.value in roles else None,
+            tokens=request.app.state.page_tokens,
             page_size=page_size,
             token=page_token,
         )

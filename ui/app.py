@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute, Match
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
@@ -28,9 +29,10 @@ from ui import api, pages
 from ui.audit import AuditLog
 from ui.cluster import Cluster
 from ui.directory import Directory
-from ui.inbox import InboxFilterError
-from ui.problems import ProblemError, problem_response, validation_problem
+from ui.inbox import InboxFilterError, PageTokens
+from ui.problems import ProblemError, not_json, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
+from ui.sessions import SessionStore
 from ui.throttle import Clock, SignInThrottle
 from workers.client import ClusterUnreachable
 from workers.settings import Settings
@@ -54,6 +56,15 @@ def _is_api(request: Request) -> bool:
 
 def _error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     return pages.render(request, "error.html", status, title=title, detail=detail)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -85,9 +96,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> Response:
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         if _is_api(request):
-            return problem_response(request, ProblemError(err.status_code, "http", str(err.detail)))
-        return _error_page(request, err.status_code, "Error", str(err.detail))
+            found = (
+                not_json()
+                if err.status_code == 400  # FastAPI's only 400: a body it cannot parse
+                else ProblemError(err.status_code, "http", str(err.detail))
+            )
+            found.headers.update(headers)
+            return problem_response(request, found)
+        page = _error_page(request, err.status_code, "Error", str(err.detail))
+        page.headers.update(headers)
+        return page
 
     @app.exception_handler(InboxFilterError)
     async def bad_filter(request: Request, err: InboxFilterError) -> Response:
@@ -132,6 +154,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.cluster.try_at_start()
         yield
+        app.state.sessions.close()
 
     app = FastAPI(
         title="Fitnest approver UI and API",
@@ -146,6 +169,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    secret = session_secret(settings)
     app.state.settings = settings
     app.state.cluster = Cluster(settings, client)
     app.state.directory = directory
@@ -153,9 +177,15 @@ def create_app(
     app.state.audit = AuditLog(settings.ui_audit_log)
     app.state.throttle = SignInThrottle.from_settings(settings, clock)
     app.state.credential_checks = asyncio.Lock()  # see ui.security.checked_credentials
+    app.state.page_tokens = PageTokens(secret)
+    # Beside the audit log, the UI's other state, which every deployment keeps (the key file is
+    # not used when FITNEST_UI_SECRET is set).
+    app.state.sessions = SessionStore(
+        settings.ui_audit_log.with_name("ui-sessions.sqlite"), SESSION_SECONDS
+    )
     app.add_middleware(
         SessionMiddleware,
-        secret_key=session_secret(settings),
+        secret_key=secret,
         session_cookie="fitnest_session",
         max_age=SESSION_SECONDS,
         # Lax: a link from a notification opens the page signed in; GETs change nothing and

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,30 +70,69 @@ class InboxFilters:
         return " AND ".join(base + self.conditions())
 
 
+#: What a filter value may be (the API's document states it): no quote or backslash, which
+#: cannot be escaped in a visibility query, and no control character (C0, DEL, C1) nor line or
+#: paragraph separator: the visibility store fails a query holding NUL as if it were down.
+FILTER_VALUE = "^[^'\"\\\\\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+_FILTER_VALUE = re.compile(FILTER_VALUE)
+
+#: The longest filter value: longer than any counterparty name (120) or task queue in use.
+MAX_FILTER_CHARS = 200
+
+
 def _literal(value: str) -> str:
     """A quoted literal for the visibility query; quotes and backslashes cannot be escaped there."""
-    if any(c in value for c in "'\"\\") or len(value) > 200:
+    if not _FILTER_VALUE.fullmatch(value) or len(value) > MAX_FILTER_CHARS:
         raise InboxFilterError(
-            "a filter value cannot contain quotes or backslashes, nor exceed 200 characters"
+            "a filter value cannot contain quotes, backslashes or control characters, "
+            f"nor exceed {MAX_FILTER_CHARS} characters"
         )
     return f"'{value}'"
 
 
-def encode_token(token: bytes | None) -> str | None:
-    """A visibility page token as text for a link."""
-    return base64.urlsafe_b64encode(token).decode() if token else None
+#: The longest page token taken, as text (Temporal's own are well under 1 KB).
+MAX_TOKEN_CHARS = 2048
+#: What a page token looks like (URL-safe base64); only one this UI sealed opens, though.
+TOKEN_TEXT = r"^[A-Za-z0-9_-]*={0,2}$"
+_TAG_BYTES = 16
+_BAD_TOKEN = "the page token is not valid for these filters; start again from the first page"
 
 
-def decode_token(text: str | None) -> bytes | None:
-    """The page token from a link; InboxFilterError when it is not one."""
-    if not text:
-        return None
-    try:
-        return base64.urlsafe_b64decode(text.encode())
-    except (binascii.Error, ValueError):
-        raise InboxFilterError(
-            "the page token is not valid; start again from the first page"
-        ) from None
+class PageTokens:
+    """Page tokens handed out with a page, sealed to the query they page through.
+
+    Temporal's tokens are opaque, and the visibility store answers a made-up one as a server
+    failure (retried until the deadline, then a 503). So a token leaves the UI with an HMAC of
+    the query and itself, and only a token this UI gave for the same filters is ever sent back.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._key = hmac.new(secret.encode(), b"fitnest inbox page token", "sha256").digest()
+
+    def _tag(self, query: str, token: bytes) -> bytes:
+        message = query.encode() + b"\0" + token
+        return hmac.new(self._key, message, "sha256").digest()[:_TAG_BYTES]
+
+    def seal(self, query: str, token: bytes | None) -> str | None:
+        """``token`` as text for a link, bound to ``query``."""
+        if not token:
+            return None
+        return base64.urlsafe_b64encode(self._tag(query, token) + token).decode()
+
+    def open(self, query: str, text: str | None) -> bytes | None:
+        """The token sealed for ``query``; InboxFilterError for any other text."""
+        if not text:
+            return None
+        if len(text) > MAX_TOKEN_CHARS:
+            raise InboxFilterError(_BAD_TOKEN)
+        try:
+            raw = base64.urlsafe_b64decode(text.encode("ascii"))
+        except (binascii.Error, ValueError):
+            raise InboxFilterError(_BAD_TOKEN) from None
+        tag, token = raw[:_TAG_BYTES], raw[_TAG_BYTES:]
+        if not token or not hmac.compare_digest(tag, self._tag(query, token)):
+            raise InboxFilterError(_BAD_TOKEN)
+        return token
 
 
 @dataclass(frozen=True)
@@ -139,27 +180,37 @@ async def inbox_page(
     filters: InboxFilters,
     select: Selector,
     *,
+    tokens: PageTokens,
     page_size: int = 25,
     token: str | None = None,
 ) -> InboxPage:
-    """One page of negotiations awaiting ``filters.roles``, with the decisions ``select`` keeps."""
+    """One page of negotiations awaiting ``filters.roles``, with the decisions ``select`` keeps.
+
+    ``token`` is a ``next_token`` that ``tokens`` sealed for the same filters, or none.
+    """
+    query = filters.query()
     executions = client.list_workflows(
-        filters.query(), page_size=page_size, next_page_token=decode_token(token)
+        query, page_size=page_size, next_page_token=tokens.open(query, token)
     )
     try:
         await executions.fetch_next_page()
     except RPCError as err:
-        if err.status != RPCStatusCode.INVALID_ARGUMENT:
-            raise  # Temporal unreachable or failing: the app answers 503
-        raise InboxFilterError(f"the inbox could not be listed: {err.message}") from err
+        refused_as_invalid(err)
+        raise  # Temporal unreachable or failing: the app answers 503
     page = list(executions.current_page or [])[:page_size]
     gate = asyncio.Semaphore(CONCURRENT_QUERIES)
     rows = await asyncio.gather(*(_row(client, requests, wf, select, gate) for wf in page))
     return InboxPage(
         rows=list(rows),
-        next_token=encode_token(executions.next_page_token),
+        next_token=tokens.seal(query, executions.next_page_token),
         status_queries=len(page),
     )
+
+
+def refused_as_invalid(err: RPCError) -> None:
+    """A query Temporal refuses as invalid is bad input (422), not an outage: never retried."""
+    if err.status == RPCStatusCode.INVALID_ARGUMENT:
+        raise InboxFilterError(f"the inbox could not be listed: {err.message}") from err
 
 
 async def _row(

@@ -16,7 +16,13 @@ from fastapi.templating import Jinja2Templates
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from negotiation.models import NegotiationRequest, NegotiationStatus, PendingDecision, Verdict
+from negotiation.models import (
+    Identifier,
+    NegotiationRequest,
+    NegotiationStatus,
+    PendingDecision,
+    Verdict,
+)
 from negotiation.report import aggregate
 from negotiation.terms import NUMERIC_TERMS
 from starters.client import NegotiationNotFound
@@ -28,6 +34,7 @@ from ui.directory import Approver, Directory
 from ui.inbox import InboxFilters, InboxItem, inbox_page
 from ui.kpi_charts import kpi_charts
 from ui.negotiations import (
+    NegotiationView,
     author_of,
     clause_position,
     entitlement,
@@ -171,7 +178,13 @@ async def inbox(
         task_queue=state.settings.task_queue,
     )
     found = await inbox_page(
-        temporal.client, temporal.requests, filters, mine, page_size=INBOX_PAGE_SIZE, token=page
+        temporal.client,
+        temporal.requests,
+        filters,
+        mine,
+        tokens=state.page_tokens,
+        page_size=INBOX_PAGE_SIZE,
+        token=page,
     )
     return render(
         request,
@@ -186,7 +199,7 @@ async def inbox(
 
 @router.get("/negotiations/{negotiation_id}", response_class=HTMLResponse)
 async def negotiation_page(
-    request: Request, negotiation_id: str, approver: Signed, temporal: Connected
+    request: Request, negotiation_id: Identifier, approver: Signed, temporal: Connected
 ) -> HTMLResponse:
     """The mandate beside the terms, offers, reviews, pending decisions and the audit trail."""
     return await _negotiation(request, temporal, negotiation_id, approver)
@@ -227,7 +240,7 @@ async def _negotiation(
         authors={o.version: author_of(status, o.version) for o in status.offers},
         attempts=[
             a
-            for a in state.audit.for_negotiation(negotiation_id)
+            for a in await state.audit.for_negotiation(negotiation_id)
             if a.outcome != AttemptOutcome.ACCEPTED
         ],
         refused_signals=[m for m in status.rejected_messages if m.kind == "human_decision"],
@@ -242,7 +255,7 @@ async def _negotiation(
 @router.post("/negotiations/{negotiation_id}/decisions", response_model=None)
 async def decide_on(
     request: Request,
-    negotiation_id: str,
+    negotiation_id: Identifier,
     approver: Signed,
     request_id: Annotated[str, Form()],
     verdict: Annotated[str, Form()],
@@ -253,9 +266,11 @@ async def decide_on(
 ) -> Response:
     """Approve, reject or revise; the receipt (after a redirect) or the reason, in plain words."""
     state = request.app.state
+    view: NegotiationView | None = None
 
     async def audited(outcome: AttemptOutcome, reason: str) -> None:
-        """An attempt that ended before ``take_decision`` could audit it."""
+        """An attempt that ended before ``take_decision`` could audit it; on the negotiation's
+        trail only once the negotiation was read (before, its id may be anything)."""
         await state.audit.append(
             attempt_by(
                 approver,
@@ -266,7 +281,8 @@ async def decide_on(
                 outcome=outcome,
                 reason=reason,
                 terms_version=terms_version,
-            )
+            ),
+            on_trail=view is not None,
         )
 
     try:

@@ -87,19 +87,37 @@ def problem_response(request: Request, error: ProblemError) -> JSONResponse:
     )
 
 
+#: The longest input a validation message quotes back (a short word, like a playbook's name).
+_QUOTED_INPUT = 40
+
+
 def field_errors(errors: Any) -> list[FieldError]:
-    """Pydantic's errors as field errors ('body.mandate.deadline: ...')."""
+    """Pydantic's errors as field errors ('body.mandate.deadline: ...'), quoting a short input."""
     return [
-        FieldError(field=".".join(str(p) for p in e.get("loc", ())), message=str(e.get("msg", "")))
+        FieldError(field=".".join(str(p) for p in e.get("loc", ())), message=_message(e))
         for e in errors
     ]
 
 
+def _message(error: dict[str, Any]) -> str:
+    message, given = str(error.get("msg", "")), error.get("input")
+    if isinstance(given, str) and len(given) <= _QUOTED_INPUT and given.isprintable():
+        return f"{message} (got {given!r})"
+    return message
+
+
 def validation_problem(error: RequestValidationError) -> ProblemError:
-    """A request that failed validation, with every field named."""
+    """A request that failed validation, with every field named; a body that is not JSON is a 400."""
+    if any(e.get("type") == "json_invalid" for e in error.errors()):
+        return not_json()
     found = field_errors(error.errors())
     summary = "; ".join(f"{e.field}: {e.message}" for e in found[:5])
     return ProblemError(422, "validation", f"the input is not valid: {summary}", found)
+
+
+def not_json() -> ProblemError:
+    """A body that cannot be read as JSON (malformed, or not even text)."""
+    return ProblemError(400, "not-json", "the body is not JSON (send application/json)")
 
 
 #: OpenAPI description of the problem responses each API operation may give.
@@ -107,4 +125,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": title, "content": {PROBLEM_JSON: {}}}
     for status, title in _TITLES.items()
     if status in (401, 404, 409, 422, 429, 503)
+}
+
+#: The problem an operation with a JSON body may give as well: a body that is not JSON.
+BODY_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not JSON", "content": {PROBLEM_JSON: {}}}
 }

@@ -1,7 +1,9 @@
 """Who is asking: the signed session of an approver, or the API key of a backend system.
 
 Identity, role and authority come from the signed session (the user name) and the directory
-(what that user holds), never from a form field. Every form carries the session's CSRF token.
+(what that user holds), never from a form field. A session is signed in only while the server
+holds its id (``ui.sessions``): sign-out ends it, whoever kept a copy of the cookie. Every form
+carries the session's CSRF token.
 Passwords and API keys are checked through :func:`checked_credentials`: throttled
 (``ui.throttle``) and audited (``ui.audit``).
 """
@@ -23,11 +25,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ui.audit import AccessOutcome, AuditLog, access_attempt
 from ui.directory import ApiKey, Approver, Directory
 from ui.problems import ProblemError
+from ui.sessions import SessionStore
 from ui.throttle import SignInThrottle, wait_in_words
 from workers.settings import Settings
 
 _CSRF = "csrf"
 _USER = "user"
+_SESSION_ID = "sid"
+#: Where a request keeps the approver its session resolved to (one store lookup a request).
+_RESOLVED = "approver"
 
 
 class SignInRequired(Exception):
@@ -90,22 +96,40 @@ def check_csrf(request: Request, presented: str | None) -> None:
 
 
 def sign_in(request: Request, approver: Approver) -> None:
-    """Start a fresh session for ``approver`` (a new CSRF token too)."""
-    request.session.clear()
+    """Start a fresh session for ``approver`` (a new id and CSRF token); the one it replaces ends."""
+    sign_out(request)
+    sessions: SessionStore = request.app.state.sessions
+    request.session[_SESSION_ID] = sessions.start(approver.user)
     request.session[_USER] = approver.user
     request.session[_CSRF] = secrets.token_urlsafe(32)
+    setattr(request.state, _RESOLVED, approver)
 
 
 def sign_out(request: Request) -> None:
-    """End the session."""
+    """End the session, on the server too: a copy of its cookie signs in no more."""
+    session_id = request.session.get(_SESSION_ID)
+    if isinstance(session_id, str):
+        sessions: SessionStore = request.app.state.sessions
+        sessions.end(session_id)
     request.session.clear()
+    setattr(request.state, _RESOLVED, None)
 
 
 def signed_in(request: Request) -> Approver | None:
-    """The approver of the session, if it names one the directory still holds."""
-    user = request.session.get(_USER)
-    directory: Directory = request.app.state.directory
-    return directory.approver(user) if isinstance(user, str) else None
+    """The approver of the session, while the server holds it and the directory holds them."""
+    if hasattr(request.state, _RESOLVED):
+        return getattr(request.state, _RESOLVED)  # type: ignore[no-any-return]
+    approver = None
+    session_id, user = request.session.get(_SESSION_ID), request.session.get(_USER)
+    if isinstance(session_id, str) and isinstance(user, str):
+        sessions: SessionStore = request.app.state.sessions
+        if sessions.user_of(session_id) == user:
+            directory: Directory = request.app.state.directory
+            approver = directory.approver(user)
+    if approver is None and _USER in request.session:
+        request.session.clear()  # ended, expired or from before server-side sessions: forget it
+    setattr(request.state, _RESOLVED, approver)
+    return approver
 
 
 def current_approver(request: Request) -> Approver:

@@ -76,7 +76,7 @@ async def test_invalid_start_request_answers_422_naming_every_field(ui_server: U
     fields = {e["field"] for e in reply.json()["errors"]}
     assert {"body.currency", "body.mandate.deadline"} <= fields
     assert "body.currency" in reply.json()["detail"]
-    assert not_json.status_code == 422 and not_json.json()["type"] == "/problems/validation"
+    assert not_json.status_code == 400 and not_json.json()["type"] == "/problems/not-json"
 
 
 async def test_a_deadline_already_past_answers_422(ui_server: UiServer):
@@ -183,6 +183,61 @@ async def test_openapi_document_and_docs_page_are_served_without_a_cdn(ui_server
         "application/problem+json"
         in paths["/api/v1/negotiations"]["post"]["responses"]["409"]["content"]
     )
+    # What the API validates, the document states: patterns, enums, lengths, the 400.
+    components = schema["components"]["schemas"]
+    assert components["NegotiationRequest"]["properties"]["negotiation_id"]["pattern"]
+    for path in ("/api/v1/negotiations", "/api/v1/negotiations/{negotiation_id}/responses"):
+        assert "400" in paths[path]["post"]["responses"]
+    listed = {p["name"]: p["schema"] for p in paths["/api/v1/negotiations"]["get"]["parameters"]}
+    assert listed["counterparty"]["anyOf"][0]["pattern"]
+    assert listed["counterparty"]["anyOf"][0]["maxLength"] == 200
+    assert listed["playbook"]["anyOf"][0] == {"$ref": "#/components/schemas/PlaybookName"}
+    [path_id] = paths["/api/v1/negotiations/{negotiation_id}"]["get"]["parameters"]
+    assert path_id["schema"]["pattern"] == "^[a-z0-9][a-z0-9._-]{1,127}$"
     assert docs.status_code == 200
     assert "/api/v1/decisions/pending" in docs.text
     assert "cdn" not in docs.text.lower()
+
+
+async def test_a_filter_with_a_control_character_or_a_made_up_page_token_is_a_422_problem_at_once(
+    ui_server: UiServer,
+):
+    deadline = ui_server.settings.ui_temporal_timeout
+    async with ui_server.api() as api:
+        replies = [
+            await api.get("/api/v1/decisions/pending", params={"counterparty": "a\x00b"}),
+            await api.get("/api/v1/negotiations", params={"counterparty": "a\x00b"}),
+            await api.get("/api/v1/negotiations", params={"counterparty": "a\x1bb"}),
+        ]
+        token = await api.get("/api/v1/decisions/pending", params={"page_token": "bWFkZS11cA=="})
+    for reply in replies:
+        assert reply.status_code == 422, reply.text
+        assert reply.headers["content-type"] == PROBLEM
+        assert "control characters" in reply.json()["detail"]
+    assert token.status_code == 422 and token.headers["content-type"] == PROBLEM
+    assert "page token is not valid" in token.json()["detail"]
+    assert all(r.elapsed.total_seconds() < deadline for r in [*replies, token])
+
+
+async def test_a_page_token_serves_only_the_filters_it_was_given_for(ui_server: UiServer):
+    ids = {await started_with_counter(ui_server, f"tok{i}") for i in range(2)}
+    first_page = {"role": "deal_owner", "page_size": 1}
+    async with ui_server.api() as api:
+
+        async def both_listed() -> bool:
+            reply = await api.get("/api/v1/decisions/pending", params={"role": "deal_owner"})
+            return ids <= {p["negotiation_id"] for p in reply.json()["pending"]}
+
+        await eventually(both_listed)
+        token = (await api.get("/api/v1/decisions/pending", params=first_page)).json()[
+            "next_page_token"
+        ]
+        assert token
+        own = await api.get("/api/v1/decisions/pending", params={**first_page, "page_token": token})
+        other = await api.get(
+            "/api/v1/decisions/pending",
+            params={**first_page, "page_token": token, "counterparty": "Northwind Traders"},
+        )
+    assert own.status_code == 200, own.text
+    assert other.status_code == 422, other.text
+    assert "page token is not valid" in other.json()["detail"]

@@ -33,9 +33,10 @@ from ui.directory import (
     load_directory,
     verify_secret,
 )
-from ui.inbox import InboxFilterError, InboxFilters, InboxItem
+from ui.inbox import InboxFilterError, InboxFilters, InboxItem, PageTokens
 from ui.kpi_charts import _cycle_unit, kpi_charts
 from ui.negotiations import entitlement
+from ui.sessions import SessionStore
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2027, 1, 4, 9, tzinfo=UTC)
@@ -241,3 +242,45 @@ def test_a_decision_past_its_due_time_is_overdue():
     assert InboxItem(pending=late).overdue
     soon = late.model_copy(update={"due_at": datetime.now(UTC) + timedelta(hours=1)})
     assert not InboxItem(pending=soon).overdue
+
+
+def test_inbox_filters_refuse_control_characters_before_any_query():
+    for value in ("North\x00wind", "North\nwind", "North\x85wind", "North\u2028wind", "a\x7fb"):
+        with pytest.raises(InboxFilterError, match="control characters"):
+            InboxFilters(counterparty=value).query()
+    assert "'Northwind Traders'" in InboxFilters(counterparty="Northwind Traders").query()
+
+
+def test_a_page_token_opens_only_for_the_query_it_was_sealed_for():
+    tokens = PageTokens("secret")
+    sealed = tokens.seal("q1", b"temporal-token")
+    assert sealed is not None and tokens.open("q1", sealed) == b"temporal-token"
+    for query, text in (
+        ("q2", sealed),  # another filter
+        ("q1", sealed[:-4] + "AAAA"),  # altered
+        ("q1", "bWFkZS11cA=="),  # made up
+        ("q1", "not base64 at all!"),
+        ("q1", "é"),
+        ("q1", "A" * 5000),
+    ):
+        with pytest.raises(InboxFilterError, match="page token is not valid"):
+            tokens.open(query, text)
+    with pytest.raises(InboxFilterError):
+        PageTokens("other secret").open("q1", sealed)
+    assert tokens.open("q1", None) is None and tokens.seal("q1", None) is None
+
+
+def test_a_session_ends_when_its_lifetime_is_over_or_it_is_ended(tmp_path: Path):
+    now = [1000.0]
+    store = SessionStore(tmp_path / "sessions.sqlite", lifetime=60, clock=lambda: now[0])
+    ana, lee = store.start("ana"), store.start("lee")
+    assert store.user_of(ana) == "ana" and store.user_of("made-up") is None
+    store.end(lee)
+    assert store.user_of(lee) is None
+    now[0] += 59
+    assert store.user_of(ana) == "ana"
+    now[0] += 1
+    assert store.user_of(ana) is None  # eight hours in the UI; a minute here
+    store.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert ana.encode() not in stored  # only digests: the file opens no session

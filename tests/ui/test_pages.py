@@ -9,7 +9,7 @@ import pytest
 
 from tests.ui.conftest import UiServer, csrf_of, eventually, sign_in
 from tests.ui.test_api import started_with_counter
-from ui.inbox import InboxFilters, InboxItem, inbox_page
+from ui.inbox import InboxFilters, InboxItem, PageTokens, inbox_page
 from ui.negotiations import RequestCache
 
 pytestmark = pytest.mark.integration
@@ -131,15 +131,18 @@ async def test_inbox_page_queries_only_the_negotiations_it_shows(ui_server: UiSe
         return InboxItem(pending=pending)
 
     async def three_listed() -> bool:
-        page = await inbox_page(client, requests, filters, anyone, page_size=100)
+        page = await inbox_page(
+            client, requests, filters, anyone, tokens=PageTokens("test"), page_size=100
+        )
         return ids <= {r.negotiation_id for r in page.rows}
 
     await eventually(three_listed)
-    first = await inbox_page(client, requests, filters, anyone, page_size=2)
+    tokens = PageTokens("test")
+    first = await inbox_page(client, requests, filters, anyone, tokens=tokens, page_size=2)
     assert first.status_queries == 2 and len(first.rows) == 2
     assert first.next_token is not None
     second = await inbox_page(
-        client, requests, filters, anyone, page_size=2, token=first.next_token
+        client, requests, filters, anyone, tokens=tokens, page_size=2, token=first.next_token
     )
     assert second.status_queries == len(second.rows) <= 2
     assert not {r.negotiation_id for r in first.rows} & {r.negotiation_id for r in second.rows}
@@ -158,3 +161,21 @@ async def test_revised_terms_that_are_not_terms_are_refused_422_with_the_field(u
     assert "the decision is not valid: total_contract_value" in reply.text
     [attempt] = [a for a in _audit(ui_server) if a["negotiation_id"] == nid]
     assert attempt["outcome"] == "refused_by_ui" and attempt["verdict"] == "revise"
+
+
+async def test_an_inbox_filter_with_a_control_character_or_a_made_up_page_is_a_422_at_once(
+    ui_server: UiServer,
+):
+    # Both once reached Temporal, which failed them as if it were down: a 503 after its retries.
+    deadline = ui_server.settings.ui_temporal_timeout
+    async with ui_server.http() as ana:
+        await sign_in(ana, "ana")
+        nul = await ana.get("/", params={"counterparty": "North\x00wind"})
+        line = await ana.get("/", params={"counterparty": "North\u2028wind"})
+        made_up = await ana.get("/", params={"page": "bWFkZS11cA=="})
+    for reply in (nul, line):
+        assert reply.status_code == 422, reply.text
+        assert "control characters" in reply.text
+    assert made_up.status_code == 422, made_up.text
+    assert "page token is not valid" in made_up.text
+    assert all(r.elapsed.total_seconds() < deadline for r in (nul, line, made_up))
