@@ -538,6 +538,10 @@ class NegotiationStatus(BaseModel):
     reviews: list[Review] = Field(default_factory=list)
     rejected_messages: list[RejectedMessage] = Field(default_factory=list)
     queued_messages: int = 0
+    last_sequence: int = Field(
+        default=0,
+        description="The highest counterparty sequence taken in; the next response needs a higher one.",
+    )
     last_received: ReceivedMessage | None = Field(
         default=None,
         description="The last message taken in, shown as soon as it arrives (its effect follows).",
