@@ -251,13 +251,18 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInput("--limit must be at least 1")
     try:
         build_query(**filters)  # a bad filter is bad input: say so before connecting
-        results = await collect_results(await connect(settings), **filters, limit=args.limit)
+        found = await collect_results(await connect(settings), **filters, limit=args.limit)
     except ReportFilterError as err:
         raise BadInput(str(err)) from err
-    if len(results) == args.limit:
+    if len(found.results) == args.limit:
         print(f"only the newest {args.limit} negotiations count; raise --limit", file=sys.stderr)
-    report = aggregate(results)
+    report = aggregate(found.results, found.left_out)
     print(_dump(report) if args.json else render_table(report))
+    if args.json and report.left_out:  # the table says so itself
+        print(
+            f"{len(report.left_out)} unreadable negotiation(s) left out: see left_out",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
@@ -33,10 +34,13 @@ from negotiation.models import (
     RetrospectiveAnswer,
     RetrospectiveEntry,
 )
+from negotiation.report import LeftOut
 from workers.codec import KeyringError
 from workers.settings import TASK_QUEUE
 from workflows import search_attributes as sa
 from workflows.negotiation import NegotiationWorkflow
+
+log = structlog.get_logger(__name__)
 
 
 class NegotiationError(Exception):
@@ -86,6 +90,19 @@ def unreadable_reason(err: Exception) -> str:
     else:
         reason = f"a payload cannot be decoded ({type(err).__name__})"
     return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+
+
+def left_out(negotiation_id: str, err: Exception, where: str) -> LeftOut:
+    """``negotiation_id`` named with why it could not be read, for a report or a page that goes
+    on without it; the whole error goes to the operator's log (event ``<where>.unreadable``)."""
+    reason = unreadable_reason(err)
+    log.warning(
+        f"{where}.unreadable",
+        workflow_id=negotiation_id,
+        reason=reason,
+        error=f"{type(err).__name__}: {err}"[:500],
+    )
+    return LeftOut(negotiation_id=negotiation_id, reason=reason)
 
 
 class StartReceipt(BaseModel):
@@ -338,6 +355,7 @@ __all__ = [
     "get_request",
     "get_result",
     "get_status",
+    "left_out",
     "list_negotiations",
     "send_decision",
     "send_response",
