@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from negotiation.models import NegotiationStatus, Outcome
 from starters import client as api
+from tests.conftest import own_server_settings
+from tests.encryption import worker_settings
 from tests.integration.fitnest_cli import REPO, RESPONSES, Fitnest, Run
 from tests.workflows.harness import make_request
+from workers.client import connect
+from workers.devserver import start
+from workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +156,34 @@ async def test_simulate_of_a_negotiation_no_worker_serves_is_one_line_and_exit_4
     [line] = [x for x in run.err.splitlines() if x.startswith(request.negotiation_id)]
     assert line.startswith(f"{request.negotiation_id}: stopped, Temporal did not answer"), line
     assert line.endswith(")") and len(line) < 300, line
+
+
+async def test_simulate_when_temporal_stops_answering_is_one_line_and_exit_4(
+    tmp_path: Path,
+) -> None:
+    """A dev server of this test's own, frozen with SIGSTOP once the simulated counterparty has
+    countered and waits for the deal owner: its next call gives up after the simulation's
+    deadline instead of hanging."""
+    server = await start(own_server_settings(tmp_path / "temporal"))
+    try:
+        settings = worker_settings(
+            tmp_path, temporal_address=server.settings.address, task_queue="sim-frozen"
+        )
+        client = await connect(settings)
+        cli = Fitnest(client, settings.task_queue, tmp_path, tmp_path / "outbox")
+        nid, path = cli.request(SUPPLIER, "sim-frozen")
+        async with build_worker(client, settings, task_queue=settings.task_queue):
+            await cli.ok("start", path)
+            simulation = asyncio.create_task(cli("simulate", nid, "--max-seconds", "120"))
+            await cli.until(nid, lambda s: s.last_sequence == 1, "countered by the simulation")
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                run = await asyncio.wait_for(simulation, 60)
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        server.stop()
+
+    assert run.rc == 4 and "Traceback" not in run.err, str(run)
+    [line] = [x for x in run.err.splitlines() if x.startswith(nid)]
+    assert line.startswith(f"{nid}: stopped, Temporal did not answer"), line
