@@ -579,6 +579,10 @@ class NegotiationStatus(BaseModel):
         default=0, description="Rejections past the listed bound (the oldest), counted only."
     )
     queued_messages: int = 0
+    last_sequence: int = Field(
+        default=0,
+        description="The highest counterparty sequence taken in; the next response needs a higher one.",
+    )
     last_received: ReceivedMessage | None = Field(
         default=None,
         description="The last message taken in, shown as soon as it arrives (its effect follows).",

@@ -62,6 +62,13 @@ class KpiSummary(BaseModel):
     retrospective_missing: int = Field(description="Retrospective answers missing, in total.")
 
 
+class LeftOut(BaseModel):
+    """A negotiation a report or a page had to leave out: it could not be read."""
+
+    negotiation_id: str
+    reason: str = Field(description="Why, in a line (no payload, no deal terms).")
+
+
 class KpiReport(BaseModel):
     """KPIs of a set of closed negotiations: overall, by playbook and by deal type."""
 
@@ -73,6 +80,10 @@ class KpiReport(BaseModel):
     in_retrospective: int = Field(
         default=0,
         description="How many of them are still in their retrospective window (satisfaction provisional).",
+    )
+    left_out: list[LeftOut] = Field(
+        default_factory=list,
+        description="Negotiations that could not be read, with why; no number counts them.",
     )
 
 
@@ -122,8 +133,9 @@ def _grouped(
     return {name: summarize(groups[name]) for name in names}
 
 
-def aggregate(results: Sequence[NegotiationResult]) -> KpiReport:
-    """The KPI report of ``results``: overall, by playbook and by deal type."""
+def aggregate(results: Sequence[NegotiationResult], left_out: Sequence[LeftOut] = ()) -> KpiReport:
+    """The KPI report of ``results``: overall, by playbook and by deal type; ``left_out`` names
+    the negotiations that could not be read."""
     return KpiReport(
         overall=summarize(results),
         by_playbook=_grouped(
@@ -133,6 +145,7 @@ def aggregate(results: Sequence[NegotiationResult]) -> KpiReport:
         ),
         by_deal_type=_grouped(results, lambda r: r.deal_type.value, [d.value for d in DealType]),
         in_retrospective=sum(1 for r in results if r.provisional),
+        left_out=list(left_out),
     )
 
 
@@ -216,5 +229,22 @@ def render_table(report: KpiReport) -> str:
             *_outcome_table(report),
             "",
             totals,
+            *_left_out_lines(report),
         ]
     )
+
+
+def _left_out_lines(report: KpiReport) -> list[str]:
+    if not report.left_out:
+        return []
+    n = len(report.left_out)
+    some = (
+        "1 negotiation could not be read and is"
+        if n == 1
+        else f"{n} negotiations could not be read and are"
+    )
+    return [
+        "",
+        f"{some} left out:",
+        *(f"  {o.negotiation_id}: {o.reason}" for o in report.left_out),
+    ]

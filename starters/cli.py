@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from temporalio.client import Client
 
 from negotiation.models import (
     CounterpartyResponse,
@@ -250,13 +251,18 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInput("--limit must be at least 1")
     try:
         build_query(**filters)  # a bad filter is bad input: say so before connecting
-        results = await collect_results(await connect(settings), **filters, limit=args.limit)
+        found = await collect_results(await connect(settings), **filters, limit=args.limit)
     except ReportFilterError as err:
         raise BadInput(str(err)) from err
-    if len(results) == args.limit:
+    if len(found.results) == args.limit:
         print(f"only the newest {args.limit} negotiations count; raise --limit", file=sys.stderr)
-    report = aggregate(results)
+    report = aggregate(found.results, found.left_out)
     print(_dump(report) if args.json else render_table(report))
+    if args.json and report.left_out:  # the table says so itself
+        print(
+            f"{len(report.left_out)} unreadable negotiation(s) left out: see left_out",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -272,13 +278,50 @@ def fresh_request(request: NegotiationRequest, index: int, now: datetime) -> Neg
     return NegotiationRequest.model_validate(data)
 
 
+#: How long the simulation waits for any one call: a server that stopped answering (or a query
+#: no worker takes) ends that negotiation's simulation with a line instead of a hang.
+SIMULATE_CALL_DEADLINE = timedelta(seconds=10)
+
+
+async def _simulate_one(
+    client: Client,
+    negotiation_id: str,
+    counterparty: SimulatedCounterparty,
+    args: argparse.Namespace,
+) -> int:
+    """Play one negotiation and print how it ended; one that cannot be played is a line on
+    stderr saying why. Returns its exit code."""
+    try:
+        result = await play(
+            client,
+            negotiation_id,
+            counterparty,
+            approve=args.approve,
+            max_seconds=args.max_seconds,
+        )
+    except api.NegotiationClosed as err:
+        print(f"{negotiation_id}: skipped, it is closed ({err.state})", file=sys.stderr)
+        return EXIT_REFUSED
+    except api.NegotiationNotFound:
+        print(f"{negotiation_id}: skipped, no such negotiation", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except api.READ_FAILURES as err:
+        print(f"{negotiation_id}: stopped, {api.unreadable_reason(err)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    print(
+        f"{result.negotiation_id}: {result.outcome or 'still open'} after {result.rounds} rounds",
+        flush=True,
+    )
+    return 0
+
+
 async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.request and not args.negotiation_ids:
         raise BadInput("give --request FILE to start new negotiations, or negotiation ids to play")
-    client = await connect(settings)
     template = (
         _parse(NegotiationRequest, _load(args.request), args.request) if args.request else None
     )
+    client = await connect(settings, deadline=SIMULATE_CALL_DEADLINE)
     ids = list(args.negotiation_ids)
     if template is not None:
         now = datetime.now(UTC)
@@ -288,22 +331,14 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
             ids.append(request.negotiation_id)
             print(f"started {request.negotiation_id}", flush=True)
     personality = Personality(args.personality)
-    games = [
-        play(
-            client,
-            nid,
-            SimulatedCounterparty(personality, seed=args.seed + i),
-            request=template if args.approve else None,
-            max_seconds=args.max_seconds,
+    codes = await asyncio.gather(
+        *(
+            _simulate_one(client, nid, SimulatedCounterparty(personality, seed=args.seed + i), args)
+            for i, nid in enumerate(ids)
         )
-        for i, nid in enumerate(ids)
-    ]
-    for result in await asyncio.gather(*games):
-        print(
-            f"{result.negotiation_id}: {result.outcome or 'still open'} after {result.rounds} rounds",
-            flush=True,
-        )
-    return 0
+    )
+    # The worst of them: 4 (Temporal did not answer) over 3 (unknown) over 1 (closed).
+    return max(codes, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, TemporalError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from negotiation.models import (
@@ -30,10 +34,14 @@ from negotiation.models import (
     RetrospectiveAnswer,
     RetrospectiveEntry,
 )
+from negotiation.report import LeftOut
+from workers.codec import KeyringError
 from workers.settings import TASK_QUEUE
 from workflows import search_attributes as sa
 from workflows.negotiation import NegotiationWorkflow
 from workflows.protocol import COUNTERPARTY_SIGNAL, DECISION_SIGNAL
+
+log = structlog.get_logger(__name__)
 
 
 class NegotiationError(Exception):
@@ -45,11 +53,57 @@ class NegotiationNotFound(NegotiationError):
 
 
 class NegotiationClosed(NegotiationError):
-    """The negotiation has ended; it takes no more messages."""
+    """The negotiation has ended; it takes no more messages. ``state`` is its outcome, or how its
+    workflow ended when it has none ("terminated", say)."""
+
+    def __init__(self, message: str, state: str = "closed") -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class DecisionRejected(NegotiationError):
     """The negotiation refused a decision; the message says why."""
+
+
+#: What talking to one negotiation can fail with when neither the caller nor Fitnest is at fault:
+#: Temporal not answering (or no worker taking a query), a query the workflow failed (a status
+#: too large for gRPC, say) or rejected, a payload this keyring cannot open.
+READ_FAILURES: tuple[type[Exception], ...] = (TemporalError, KeyringError)
+
+#: The longest reason :func:`unreadable_reason` gives; servers can answer with long messages.
+MAX_REASON = 160
+
+
+def unreadable_reason(err: Exception) -> str:
+    """Why one negotiation could not be read, in a line: the kind of failure and Temporal's own
+    words, never a payload (a keyring's message names its file, so only its kind is given)."""
+    if isinstance(err, RPCError):
+        reason = f"Temporal did not answer ({err.message or err.status.name})"
+    elif isinstance(err, RPCTimeoutOrCancelledError):
+        reason = "Temporal did not answer in time"
+    elif isinstance(err, WorkflowQueryFailedError):
+        reason = f"its query failed ({err.message})"
+    elif isinstance(err, WorkflowQueryRejectedError):
+        state = err.status.name.lower() if err.status else "unknown"
+        reason = f"its query was rejected (workflow {state})"
+    elif isinstance(err, KeyringError):
+        reason = f"a payload cannot be decrypted with this keyring ({type(err).__name__})"
+    else:
+        reason = f"a payload cannot be decoded ({type(err).__name__})"
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+
+
+def left_out(negotiation_id: str, err: Exception, where: str) -> LeftOut:
+    """``negotiation_id`` named with why it could not be read, for a report or a page that goes
+    on without it; the whole error goes to the operator's log (event ``<where>.unreadable``)."""
+    reason = unreadable_reason(err)
+    log.warning(
+        f"{where}.unreadable",
+        workflow_id=negotiation_id,
+        reason=reason,
+        error=f"{type(err).__name__}: {err}"[:500],
+    )
+    return LeftOut(negotiation_id=negotiation_id, reason=reason)
 
 
 class StartReceipt(BaseModel):
@@ -114,7 +168,7 @@ async def _closed_or_missing(
         raise
     state = desc.status.name.lower() if desc.status else "closed"
     return NegotiationClosed(
-        f"negotiation {negotiation_id} is closed ({state}); it takes no more messages"
+        f"negotiation {negotiation_id} is closed ({state}); it takes no more messages", state
     )
 
 
@@ -128,7 +182,7 @@ async def _refuse_if_ended(
     outcome = desc.typed_search_attributes.get(sa.OUTCOME)
     if outcome or desc.status != WorkflowExecutionStatus.RUNNING:
         state = outcome or (desc.status.name.lower() if desc.status else "closed")
-        raise NegotiationClosed(f"negotiation {negotiation_id} is closed ({state}); {what}")
+        raise NegotiationClosed(f"negotiation {negotiation_id} is closed ({state}); {what}", state)
 
 
 async def send_response(
@@ -198,6 +252,35 @@ async def get_status(client: Client, negotiation_id: str) -> NegotiationStatus:
         raise
 
 
+async def get_request(client: Client, negotiation_id: str) -> NegotiationRequest:
+    """The request ``negotiation_id`` started from (its mandate and role cards), read from the
+    first event of its history: it needs no worker. NegotiationNotFound when there is none."""
+    handle = client.get_workflow_handle(negotiation_id)
+    try:
+        async for event in handle.fetch_history_events(page_size=1):
+            if event.HasField("workflow_execution_started_event_attributes"):
+                started = event.workflow_execution_started_event_attributes
+                [request] = await client.data_converter.decode(
+                    started.input.payloads, [NegotiationRequest]
+                )
+                return request  # type: ignore[no-any-return]
+            break
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    raise NegotiationNotFound(f"no negotiation {negotiation_id}")
+
+
+async def ensure_open(client: Client, negotiation_id: str) -> None:
+    """Raise NegotiationClosed when the negotiation has an outcome or its workflow has ended
+    (terminated, say, without one); NegotiationNotFound when there is none. Needs no worker."""
+    handle = client.get_workflow_handle(negotiation_id)
+    try:
+        await _refuse_if_ended(handle, negotiation_id, "it takes no more messages")
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
+
+
 async def get_result(client: Client, negotiation_id: str) -> NegotiationResult:
     """Wait for the negotiation to end and return its result with KPIs."""
     return await client.get_workflow_handle(negotiation_id, result_type=NegotiationResult).result()
@@ -257,6 +340,7 @@ async def list_negotiations(
 
 
 __all__ = [
+    "READ_FAILURES",
     "DecisionRejected",
     "NegotiationClosed",
     "NegotiationNotFound",
@@ -266,10 +350,14 @@ __all__ = [
     "cancel",
     "check_startable",
     "decide",
+    "ensure_open",
+    "get_request",
     "get_result",
     "get_status",
+    "left_out",
     "list_negotiations",
     "send_decision",
     "send_response",
     "start_negotiation",
+    "unreadable_reason",
 ]

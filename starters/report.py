@@ -6,8 +6,10 @@ Temporal holds.
 
 A negotiation counts from its outcome on. While its retrospective window is open its workflow
 still runs: its result is read with the ``result_so_far`` query (marked ``provisional``, since
-satisfaction answers may still arrive), which needs a worker; one that cannot be read then is
-left out and logged. Once the workflow has completed, its result comes from its history.
+satisfaction answers may still arrive), which needs a worker. Once the workflow has completed,
+its result comes from its history. One that cannot be read (no worker answers, its query fails,
+a payload does not open with this keyring or is not a result) is left out, named with the
+reason, and logged: it never takes the report down.
 ``since`` and ``until`` filter on the close: Temporal's ``CloseTime`` for completed workflows,
 the business close (``status.closed_at``) for those still in their window.
 """
@@ -20,10 +22,12 @@ import re
 from datetime import UTC, datetime
 
 import structlog
+from pydantic import BaseModel, Field
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from negotiation.models import DealType, NegotiationResult, PlaybookName
+from negotiation.report import LeftOut
+from starters.client import left_out
 from workflows import search_attributes as sa
 
 log = structlog.get_logger(__name__)
@@ -101,6 +105,13 @@ def build_query(
     return " AND ".join(clauses)
 
 
+class CollectedResults(BaseModel):
+    """What :func:`collect_results` read, and what it had to leave out."""
+
+    results: list[NegotiationResult] = Field(default_factory=list)
+    left_out: list[LeftOut] = Field(default_factory=list)
+
+
 async def collect_results(
     client: Client,
     *,
@@ -110,12 +121,14 @@ async def collect_results(
     until: datetime | None = None,
     task_queue: str | None = None,
     limit: int = 1000,
-) -> list[NegotiationResult]:
+) -> CollectedResults:
     """The results of up to ``limit`` negotiations with an outcome matching the filters: those
-    still in their retrospective window first (``provisional``), then completed ones, newest first.
+    still in their retrospective window first (``provisional``), then completed ones, newest
+    first; and the negotiations that could not be read, each with the reason.
 
     Visibility is eventually consistent: a negotiation that closed a moment ago may be missing.
-    Raises ReportFilterError for a filter that cannot be used, before anything is asked.
+    Raises ReportFilterError for a filter that cannot be used, before anything is asked; a
+    failure to list (Temporal down) passes.
     """
     if limit < 1:
         raise ReportFilterError("limit must be at least 1")
@@ -130,14 +143,23 @@ async def collect_results(
     completed, open_window = query(), query(in_retrospective=True)
     gate = asyncio.Semaphore(CONCURRENT_FETCHES)
 
-    async def so_far(workflow_id: str, run_id: str) -> NegotiationResult | None:
+    async def so_far(workflow_id: str, run_id: str) -> NegotiationResult | LeftOut | None:
         async with gate:
             handle = client.get_workflow_handle(workflow_id, run_id=run_id)
             try:
                 return await handle.query("result_so_far", result_type=NegotiationResult | None)  # type: ignore[arg-type]
-            except RPCError as err:  # no worker to answer, or a workflow just completing
-                log.warning("report.result_unreadable", workflow_id=workflow_id, reason=err.message)
-                return None
+            except Exception as err:  # one negotiation never takes the report down
+                return left_out(workflow_id, err, "report")
+
+    async def final(workflow_id: str, run_id: str) -> NegotiationResult | LeftOut:
+        async with gate:
+            handle = client.get_workflow_handle(
+                workflow_id, run_id=run_id, result_type=NegotiationResult
+            )
+            try:
+                return await handle.result()
+            except Exception as err:  # one negotiation never takes the report down
+                return left_out(workflow_id, err, "report")
 
     def closed_within(result: NegotiationResult) -> bool:
         closed = result.status.closed_at
@@ -147,15 +169,11 @@ async def collect_results(
 
     running = [wf async for wf in client.list_workflows(open_window, limit=limit)]
     read = await asyncio.gather(*(so_far(wf.id, wf.run_id) for wf in running))
-    provisional = [r for r in read if r is not None and closed_within(r)][:limit]
-
-    async def final(workflow_id: str, run_id: str) -> NegotiationResult:
-        async with gate:
-            handle = client.get_workflow_handle(
-                workflow_id, run_id=run_id, result_type=NegotiationResult
-            )
-            return await handle.result()
-
+    provisional = [r for r in read if isinstance(r, NegotiationResult) and closed_within(r)]
     rest = limit - len(provisional)
     executions = [wf async for wf in client.list_workflows(completed, limit=rest)] if rest else []
-    return provisional + list(await asyncio.gather(*(final(wf.id, wf.run_id) for wf in executions)))
+    finals = await asyncio.gather(*(final(wf.id, wf.run_id) for wf in executions))
+    return CollectedResults(
+        results=provisional + [r for r in finals if isinstance(r, NegotiationResult)],
+        left_out=[r for r in (*read, *finals) if isinstance(r, LeftOut)],
+    )

@@ -1,7 +1,10 @@
 """A simulated counterparty (and, on request, simulated approvers) for demos and load.
 
 The counterparty's choices are a pure function of the negotiation's status and its personality,
-so a seeded simulation plays the same way every time.
+so a seeded simulation plays the same way every time. Everything it needs to know comes from the
+status, so a simulation started again on a running negotiation picks up where it stands: it
+numbers its messages after the last sequence the negotiation took in, and moves on from the
+counterparty's last offer.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from starters.client import (
     DecisionRejected,
     NegotiationClosed,
     decide,
+    ensure_open,
+    get_request,
     get_status,
     send_response,
 )
@@ -104,6 +109,11 @@ class SimulatedCounterparty:
         """What to send now, given the negotiation's status (None: nothing to say)."""
         if status.outcome is not None or self.personality == Personality.SILENT:
             return None
+        # Messages numbered at or below what the negotiation took in are stale: whoever sent them
+        # (this simulation before a restart, or a backend), go on after the last one.
+        self.sequence = max(self.sequence, status.last_sequence)
+        if status.pending_decisions:
+            return None  # our team decides first; in closure, we sign once it has signed
         if status.movement == Movement.CLOSURE:
             if self.signed:
                 return None
@@ -112,11 +122,13 @@ class SimulatedCounterparty:
         ours = status.our_terms
         if status.movement not in (Movement.OPENING, Movement.DEVELOPMENT) or ours is None:
             return None
-        if ours.version in self.answered or status.pending_decisions:
+        if ours.version in self.answered:
             return None
         if status.their_terms is not None and status.their_terms.version > ours.version:
             return None  # our team has not answered yet
         self.answered.add(ours.version)
+        if self.last is None and status.their_terms is not None:
+            self.last = status.their_terms.terms  # started again: go on from their last offer
         if self.personality == Personality.REJECTING and len(self.answered) > 1:
             return self._next(CounterpartyAction.REJECT, note="we go another way")
         if self.last is None:
@@ -144,7 +156,8 @@ class SimulationResult(BaseModel):
 async def approve_pending(
     client: Client, status: NegotiationStatus, request: NegotiationRequest
 ) -> None:
-    """Simulated approvers: each pending decision is approved by a participant able to take it."""
+    """Simulated approvers: each pending decision is approved by a participant able to take it
+    (its role, and the authority it needs); the others wait for a person."""
     for pending in status.pending_decisions:
         able = [
             p
@@ -171,14 +184,21 @@ async def play(
     negotiation_id: str,
     counterparty: SimulatedCounterparty,
     *,
-    request: NegotiationRequest | None = None,
+    approve: bool = False,
     poll_seconds: float = 0.3,
     max_seconds: float = 600.0,
 ) -> SimulationResult:
-    """Play the counterparty (and approvers when ``request`` is given) until the negotiation closes."""
+    """Play the counterparty (and with ``approve`` the negotiation's own participants) until the
+    negotiation closes or ``max_seconds`` pass.
+
+    Raises NegotiationNotFound for an unknown id and NegotiationClosed for a negotiation that has
+    ended already, before anything is sent; Temporal's errors (RPCError, a failed query) pass.
+    """
     loop = asyncio.get_running_loop()
     give_up = loop.time() + max_seconds
     status = await get_status(client, negotiation_id)
+    await ensure_open(client, negotiation_id)
+    request = await get_request(client, negotiation_id) if approve else None
     while status.outcome is None and loop.time() < give_up:
         response = counterparty.answer(status)
         try:

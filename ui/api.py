@@ -21,6 +21,7 @@ from negotiation.models import (
     PlaybookName,
     Role,
 )
+from negotiation.report import LeftOut
 from starters.client import (
     NegotiationClosed,
     NegotiationNotFound,
@@ -103,6 +104,11 @@ class PendingList(BaseModel):
 
     pending: list[PendingItem]
     next_page_token: str | None = Field(description="Give as page_token for the next page.")
+    unreadable: list[LeftOut] = Field(
+        default_factory=list,
+        description="Negotiations of this page whose status or request could not be read, "
+        "with why; their decisions are not listed.",
+    )
 
 
 @router.post("/negotiations", status_code=201, response_model=StartReceipt, responses=BODY_PROBLEMS)
@@ -223,4 +229,9 @@ async def pending(
         for row in page.rows
         for item in row.items
     ]
-    return PendingList(pending=items, next_page_token=page.next_token)
+    unreadable = [
+        LeftOut(negotiation_id=row.negotiation_id, reason=row.error)
+        for row in page.rows
+        if row.error is not None
+    ]
+    return PendingList(pending=items, next_page_token=page.next_token, unreadable=unreadable)

@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
 from negotiation.models import NegotiationRequest, NegotiationStatus, PendingDecision, PlaybookName
-from starters.client import NegotiationError, get_status
+from starters.client import NegotiationError, get_status, left_out
 from ui.negotiations import RequestCache
 from workflows import search_attributes as sa
 
@@ -158,6 +158,7 @@ class InboxRow:
     movement: str | None
     items: list[InboxItem] = field(default_factory=list)
     not_mine: int = 0
+    #: Why its decisions cannot be shown (its status or request could not be read).
     error: str | None = None
 
 
@@ -231,8 +232,11 @@ async def _row(
         try:
             request = await requests.get(wf.id)
             status = await get_status(client, wf.id)
-        except (NegotiationError, RPCError) as err:
-            row.error = f"status unavailable: {err}"
+        except NegotiationError as err:  # gone since it was listed
+            row.error = str(err)
+            return row
+        except Exception as err:  # one negotiation never takes the page down: name it instead
+            row.error = left_out(wf.id, err, "inbox").reason
             return row
     for pending in status.pending_decisions:
         item = select(pending, request, status)

@@ -13,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from negotiation.decisions import acting_for
 from negotiation.mandate import position_of
@@ -27,7 +26,7 @@ from negotiation.models import (
     Verdict,
 )
 from negotiation.terms import NUMERIC_TERMS, Offer, Party, Position, TermBound
-from starters.client import NegotiationNotFound, get_status
+from starters.client import get_request, get_status
 from ui.directory import Approver
 
 #: Requests kept in memory; each is a few kilobytes and never changes.
@@ -55,27 +54,11 @@ class RequestCache:
         if negotiation_id in self._cache:
             self._cache.move_to_end(negotiation_id)
             return self._cache[negotiation_id]
-        request = await self._read(negotiation_id)
+        request = await get_request(self.client, negotiation_id)
         self._cache[negotiation_id] = request
         if len(self._cache) > self.size:
             self._cache.popitem(last=False)
         return request
-
-    async def _read(self, negotiation_id: str) -> NegotiationRequest:
-        handle = self.client.get_workflow_handle(negotiation_id)
-        try:
-            async for event in handle.fetch_history_events(page_size=1):
-                started = event.workflow_execution_started_event_attributes
-                if event.HasField("workflow_execution_started_event_attributes"):
-                    [request] = await self.client.data_converter.decode(
-                        started.input.payloads, [NegotiationRequest]
-                    )
-                    return request  # type: ignore[no-any-return]
-                break
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-        raise NegotiationNotFound(f"no negotiation {negotiation_id}")
 
 
 @dataclass(frozen=True)

@@ -329,8 +329,8 @@ async def decide_on(
 @router.get("/kpis", response_class=HTMLResponse)
 async def kpis(request: Request, approver: Signed, temporal: Connected) -> HTMLResponse:
     """Charts of the closed negotiations: cycle time by playbook, outcomes, compliance rate."""
-    results = await collect_results(
+    found = await collect_results(
         temporal.client, task_queue=request.app.state.settings.task_queue, limit=KPI_LIMIT
     )
-    report = aggregate(results)
+    report = aggregate(found.results, found.left_out)
     return render(request, "kpis.html", report=report, charts=kpi_charts(report))

@@ -270,6 +270,7 @@ class NegotiationWorkflow:
             return
         self._stop_counterparty_clock(workflow.now())
         self._inbox.append(Envelope(counterparty=response, received_at=workflow.now()))
+        self._status.last_sequence = max(self._status.last_sequence, response.sequence)
         self._status.last_received = ReceivedMessage(
             message_id=response.message_id, kind=COUNTERPARTY_SIGNAL, at=workflow.now()
         )

@@ -58,7 +58,7 @@ async def played(
             client,
             request.negotiation_id,
             SimulatedCounterparty(),
-            request=request,
+            approve=True,
             poll_seconds=0.2,
             max_seconds=60,
         )

@@ -8,6 +8,7 @@ never count.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -24,9 +26,13 @@ from negotiation.models import Movement, NegotiationResult, Outcome, Retrospecti
 from negotiation.policy import Policy
 from negotiation.report import KpiReport, aggregate, render_table
 from starters import client as api
-from starters.report import collect_results
+from starters.report import CollectedResults, collect_results
 from tests.integration.fitnest_cli import Fitnest
+from tests.ui.conftest import serving, sign_in, write_directory
+from tests.unreadable import foreign_worker
 from tests.workflows.harness import Negotiation, make_request, terms
+from ui.app import create_app
+from ui.directory import load_directory
 from workers.client import with_deadline
 from workers.settings import Settings
 from workers.worker import build_worker
@@ -117,7 +123,7 @@ async def _visible(client: Client, expected: int, **filters: Any) -> list[Negoti
     loop = asyncio.get_running_loop()
     end = loop.time() + VISIBLE_WITHIN
     while True:
-        found = await collect_results(client, **filters)
+        found = (await collect_results(client, **filters)).results
         if len(found) >= expected or loop.time() > end:
             return found
         await asyncio.sleep(0.2)
@@ -166,8 +172,12 @@ async def test_report_filters_by_playbook_and_deal_type(
     assert {r.outcome for r in conductor} == {Outcome.WALKED_AWAY}
     sales = await _visible(client, 1, task_queue=tq, deal_type="enterprise_sale")
     assert _ids(sales) == {batch.results[2].negotiation_id}
-    assert await collect_results(client, task_queue=tq, playbook="collaborative_ensemble") == []
-    assert await collect_results(client, task_queue=f"{tq}-elsewhere") == []  # the filter holds
+    assert (
+        await collect_results(client, task_queue=tq, playbook="collaborative_ensemble")
+        == CollectedResults()
+    )
+    elsewhere = await collect_results(client, task_queue=f"{tq}-elsewhere")
+    assert elsewhere == CollectedResults()  # the filter holds
 
 
 async def test_fitnest_report_json_matches_the_aggregate(
@@ -252,7 +262,7 @@ async def test_a_negotiation_in_its_retrospective_window_is_reported_provisional
             # An answer arrives during the window: the provisional satisfaction follows it.
             answer = RetrospectiveAnswer(message_id="r1", participant="ana", satisfaction=4)
             await api.answer_retrospective(client, n.id, answer)
-            [found] = await collect_results(client, task_queue=task_queue)
+            [found] = (await collect_results(client, task_queue=task_queue)).results
             assert found.provisional and found.kpis.stakeholder_satisfaction == 4
             report = aggregate([found])
             assert (report.overall.count, report.in_retrospective) == (1, 1)
@@ -260,11 +270,100 @@ async def test_a_negotiation_in_its_retrospective_window_is_reported_provisional
 
             # Outside the window asked for, it is left out like a completed one would be.
             assert (
-                await collect_results(client, task_queue=task_queue, until=closed.started_at) == []
+                await collect_results(client, task_queue=task_queue, until=closed.started_at)
+                == CollectedResults()
             )
 
-        # No worker is left to answer the query: the report leaves it out instead of failing.
+        # No worker is left to answer the query: the report names it and leaves it out.
         impatient = with_deadline(client, timedelta(seconds=1))
-        assert await collect_results(impatient, task_queue=task_queue) == []
+        unread = await collect_results(impatient, task_queue=task_queue)
+        assert unread.results == []
+        [named] = unread.left_out
+        assert named.negotiation_id == n.id, named
+        assert named.reason.startswith("Temporal did not answer ("), named
     finally:
         await client.get_workflow_handle(n.id).terminate(reason="test done")
+
+
+async def _collected(client: Client, expected: int, **filters: Any) -> CollectedResults:
+    """``collect_results`` once it has read or left out ``expected`` negotiations."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + VISIBLE_WITHIN
+    while True:
+        found = await collect_results(client, **filters)
+        if len(found.results) + len(found.left_out) >= expected or loop.time() > end:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def _kpi_page(client: Client, workdir: Path, task_queue: str) -> str:
+    """The approver UI's /kpis page for ``task_queue``, as ana sees it."""
+    directory = write_directory(workdir / "approvers.yaml")
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        task_queue=task_queue,
+        ui_secret_file=workdir / "ui-secret",
+        ui_audit_log=workdir / "audit.jsonl",
+        ui_directory=directory,
+    )
+    app = create_app(settings, load_directory(directory), client)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        assert (await sign_in(http, "ana")).status_code == 303
+        page = await http.get("/kpis")
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+async def test_unreadable_negotiations_are_named_and_left_out_of_the_report_and_the_kpi_page(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Beside one agreed negotiation, two that another deployment's worker ran on our task queue:
+    one completed (its result does not open with our keyring), one in its retrospective window
+    whose result_so_far passes gRPC's 4 MB; then that one has no worker at all."""
+    client = dev_env.client
+    task_queue = f"report-unreadable-{uuid.uuid4().hex[:10]}"
+    request = make_request("automated")
+    async with build_worker(client, _settings(tmp_path), task_queue=task_queue):
+        assert (await api.start_negotiation(client, request, task_queue=task_queue)).started
+        agreed = await _agree(Negotiation(client, request, tmp_path / "o"))
+    cli = Fitnest(client, task_queue, tmp_path, tmp_path / "o")
+    too_large = None
+    try:
+        async with foreign_worker(client, task_queue, tmp_path) as foreign:
+            undecryptable = await foreign.completed()
+            too_large = await foreign.answering_too_much()
+            await _collected(client, 3, task_queue=task_queue)  # all three visible
+            run = await cli("report", "--json", "--task-queue", task_queue)
+            table = await cli("report", "--task-queue", task_queue)
+            page = await _kpi_page(client, tmp_path, task_queue)
+            found = await collect_results(client, task_queue=task_queue)
+
+        assert run.rc == 0 and "Traceback" not in run.err, str(run)
+        report = KpiReport.model_validate_json(run.out)
+        assert report == aggregate([agreed], left_out=report.left_out)
+        assert report.overall.count == 1 and report.overall.outcomes[Outcome.AGREED] == 1
+        reasons = {o.negotiation_id: o.reason for o in report.left_out}
+        assert reasons == {
+            undecryptable: "a payload cannot be decrypted with this keyring (UnknownKeyError)",
+            too_large: "its query failed (GRPC Message too large)",
+        }
+        assert [r.negotiation_id for r in found.results] == [request.negotiation_id]
+        assert found.left_out == report.left_out
+
+        assert table.rc == 0 and table.out.startswith("KPIs of 1 closed negotiation"), str(table)
+        assert "2 negotiations could not be read and are left out:" in table.out, str(table)
+        assert f"  {undecryptable}: {reasons[undecryptable]}" in table.out.splitlines()
+
+        assert "1 negotiation with an outcome" in page, page
+        for negotiation_id, reason in reasons.items():
+            assert negotiation_id in page and html.escape(reason) in page, (reason, page)
+
+        # No worker serves the queue any more: the one that answered too much is still named.
+        impatient = with_deadline(client, timedelta(seconds=2))
+        later = await collect_results(impatient, task_queue=task_queue)
+        assert [r.negotiation_id for r in later.results] == [request.negotiation_id]
+        now = {o.negotiation_id: o.reason for o in later.left_out}
+        assert now[too_large].startswith("Temporal did not answer ("), now
+    finally:
+        if too_large is not None:
+            await client.get_workflow_handle(too_large).terminate(reason="test done")

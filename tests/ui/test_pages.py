@@ -7,8 +7,10 @@ import re
 
 import pytest
 
+from negotiation.models import Role
 from tests.ui.conftest import UiServer, csrf_of, eventually, sign_in
 from tests.ui.test_api import started_with_counter
+from tests.unreadable import start_sealed_with_a_gone_key
 from ui.inbox import InboxFilters, InboxItem, PageTokens, inbox_page
 from ui.negotiations import RequestCache
 
@@ -179,3 +181,41 @@ async def test_an_inbox_filter_with_a_control_character_or_a_made_up_page_is_a_4
     assert made_up.status_code == 422, made_up.text
     assert "page token is not valid" in made_up.text
     assert all(r.elapsed.total_seconds() < deadline for r in (nul, line, made_up))
+
+
+async def test_a_negotiation_that_cannot_be_read_is_named_in_the_inbox_and_the_api_beside_the_rest(
+    ui_server: UiServer,
+):
+    """Someone with access to the namespace started a ``NegotiationWorkflow`` awaiting the deal
+    owner, its input sealed with a key no keyring holds: its request cannot be decrypted."""
+    nid = await started_with_counter(ui_server, "beside")
+    client = ui_server.env.client
+    gone = await start_sealed_with_a_gone_key(
+        client, ui_server.task_queue, awaiting=Role.DEAL_OWNER
+    )
+    reason = "a payload cannot be decrypted with this keyring (UnknownKeyError)"
+    try:
+        async with ui_server.api() as api:
+
+            async def both_listed() -> dict[str, object] | None:
+                reply = await api.get(
+                    "/api/v1/decisions/pending", params={"role": "deal_owner", "page_size": 100}
+                )
+                assert reply.status_code == 200, reply.text
+                body = reply.json()
+                pending = {p["negotiation_id"] for p in body["pending"]}
+                named = {u["negotiation_id"] for u in body["unreadable"]}
+                return body if nid in pending and gone.id in named else None
+
+            body = await eventually(both_listed)
+        assert {"negotiation_id": gone.id, "reason": reason} in body["unreadable"]
+        assert gone.id not in {p["negotiation_id"] for p in body["pending"]}
+
+        async with ui_server.http() as ana:
+            await sign_in(ana, "ana")
+            inbox = await ana.get("/")
+        assert inbox.status_code == 200, inbox.text
+        assert nid in inbox.text and gone.id in inbox.text
+        assert f"status unavailable: {reason}" in inbox.text
+    finally:
+        await gone.terminate(reason="test done")

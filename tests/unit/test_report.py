@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from negotiation.models import NegotiationResult, Outcome
-from negotiation.report import ALL, NO_PLAYBOOK, KpiReport, aggregate, render_table
+from negotiation.report import ALL, NO_PLAYBOOK, KpiReport, LeftOut, aggregate, render_table
 from starters.report import ReportFilterError, build_query, collect_results
 
 T0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
@@ -317,6 +317,20 @@ def test_table_of_nothing_says_so_with_an_empty_all_row() -> None:
     assert table.startswith("KPIs of 0 closed negotiations")
     assert _row(table, ALL) == ["all", "0", *["-"] * 9]
     assert table.splitlines()[-1].startswith("value-adding share -, 0 reminders")
+
+
+def test_negotiations_left_out_are_named_after_the_totals_and_counted_nowhere() -> None:
+    gone = LeftOut(negotiation_id="n-gone", reason="its query failed (GRPC Message too large)")
+    report = aggregate([result()], left_out=[gone])
+    assert report.overall.count == 1 and report.left_out == [gone]
+    lines = render_table(report).splitlines()
+    assert lines[-3:] == [
+        "",
+        "1 negotiation could not be read and is left out:",
+        "  n-gone: its query failed (GRPC Message too large)",
+    ]
+    assert KpiReport.model_validate_json(report.model_dump_json()) == report
+    assert aggregate([result()]).left_out == []  # and the table ends with the totals
 
 
 # --- the visibility query -------------------------------------------------------------------
