@@ -18,26 +18,26 @@ from workers.client import data_converter_for
 from workers.codec import ensure_keyring
 
 
+def _keyring(variable: str, name: str) -> Path:
+    """The keyring named by ``variable`` if set, else one made in a temporary folder."""
+    given = os.environ.get(variable)
+    if given:
+        return Path(given)
+    key_file = Path(tempfile.mkdtemp(prefix="fitnest-bench-keys-")) / name
+    ensure_keyring(key_file)
+    return key_file
+
+
 @functools.cache
 def bench_key_file() -> Path:
     """``FITNEST_KEY_FILE`` if set, else a keyring made once per bench process."""
-    given = os.environ.get("FITNEST_KEY_FILE")
-    if given:
-        return Path(given)
-    key_file = Path(tempfile.mkdtemp(prefix="fitnest-bench-keys-")) / "keys.json"
-    ensure_keyring(key_file)
-    return key_file
+    return _keyring("FITNEST_KEY_FILE", "keys.json")
 
 
 @functools.cache
 def bench_seal_key_file() -> Path:
     """``FITNEST_SEAL_KEY_FILE`` if set, else a seal keyring made once per bench process."""
-    given = os.environ.get("FITNEST_SEAL_KEY_FILE")
-    if given:
-        return Path(given)
-    key_file = Path(tempfile.mkdtemp(prefix="fitnest-bench-seal-")) / "seal-keys.json"
-    ensure_keyring(key_file)
-    return key_file
+    return _keyring("FITNEST_SEAL_KEY_FILE", "seal-keys.json")
 
 
 @functools.cache

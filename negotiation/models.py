@@ -52,6 +52,13 @@ def _one_line(value: str) -> str:
     return value
 
 
+#: Bounds of what a workflow records from a client: a rejected message's id, the signal or update
+#: it came as, and the reason (cut and marked, never refused, see :func:`cut`).
+MAX_MESSAGE_ID = 128
+MAX_KIND = 64
+MAX_REASON = 500
+
+
 def shorten(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters and marked as cut, when longer."""
     if len(text) <= limit:
@@ -394,11 +401,11 @@ class RejectedMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    message_id: Annotated[str | None, cut(128)] = Field(
+    message_id: Annotated[str | None, cut(MAX_MESSAGE_ID)] = Field(
         description="Its id, when it had a readable one (cut at 128 characters)."
     )
-    kind: Annotated[str, cut(64)] = Field(description="The signal or update it came as.")
-    reason: Annotated[str, cut(500)] = Field(description="Why it was rejected.")
+    kind: Annotated[str, cut(MAX_KIND)] = Field(description="The signal or update it came as.")
+    reason: Annotated[str, cut(MAX_REASON)] = Field(description="Why it was rejected.")
     at: datetime = Field(description="When.")
 
 

@@ -12,23 +12,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RawValue
 
-with workflow.unsafe.imports_passed_through():
-    from negotiation.models import shorten
-
 #: ``metadata["encoding"]`` the worker's codec gives a payload it could not open.
 UNREADABLE_ENCODING = b"binary/unreadable"
 #: ``metadata`` key holding why (bounded, no payload content).
 UNREADABLE_REASON = "fitnest-unreadable-reason"
 
-#: Bounds on what a client-supplied string may occupy in a workflow's state.
-MAX_ID = 128
-MAX_NAME = 64
-MAX_REASON = 500
-
-
-def bounded(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked when cut (ids and names from clients)."""
-    return shorten(text, limit)
+# What a reason or an id read here holds is bounded where it is recorded (RejectedMessage).
 
 
 def read_one(args: Sequence[RawValue]) -> tuple[Any, str | None]:
@@ -38,18 +27,14 @@ def read_one(args: Sequence[RawValue]) -> tuple[Any, str | None]:
     payload = args[0].payload
     if payload.metadata.get("encoding") == UNREADABLE_ENCODING:
         why = payload.metadata.get(UNREADABLE_REASON, b"").decode(errors="replace")
-        return None, bounded(
-            f"cannot be read: {why or 'the payload could not be decrypted'}", MAX_REASON
-        )
+        return None, f"cannot be read: {why or 'the payload could not be decrypted'}"
     try:
         return workflow.payload_converter().from_payload(payload), None
     except Exception as err:  # any converter error: the payload is what a client made it
-        return None, bounded(
-            f"cannot be read: not a JSON payload ({type(err).__name__})", MAX_REASON
-        )
+        return None, f"cannot be read: not a JSON payload ({type(err).__name__})"
 
 
 def message_id_of(payload: Any) -> str | None:
-    """The message id a payload claims, bounded; None when it has no readable one."""
+    """The message id a payload claims; None when it has no readable one."""
     value = payload.get("message_id") if isinstance(payload, dict) else None
-    return bounded(value, MAX_ID) if isinstance(value, str) else None
+    return value if isinstance(value, str) else None

@@ -25,8 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.reviews import ReviewInput, finance_approval, legal_review
     from activities.timeouts import NOTIFY, REVIEW
     from negotiation.clock import DecisionClock, standing_approval
-    from negotiation.decisions import explain, rejection_reason
+    from negotiation.decisions import rejection_reason
     from negotiation.models import (
+        MAX_KIND,
         CounterpartyAction,
         CounterpartyResponse,
         DecisionKind,
@@ -39,11 +40,12 @@ with workflow.unsafe.imports_passed_through():
         Role,
         RoleCard,
         Verdict,
+        shorten,
     )
     from negotiation.policy import Requirement
     from negotiation.reviews import FinanceFindings, LegalFindings
     from negotiation.terms import Offer, Party, Terms
-    from workflows.intake import MAX_NAME, bounded, message_id_of, read_one
+    from workflows.intake import message_id_of, read_one
     from workflows.protocol import (
         DELIVER_SIGNAL,
         INTERNAL_SIGNALS,
@@ -56,13 +58,8 @@ with workflow.unsafe.imports_passed_through():
         ScoreState,
     )
     from workflows.seal import (
-        DELIVER as SEALED_DELIVER,
-    )
-    from workflows.seal import (
-        REPORTS as SEALED_REPORTS,
-    )
-    from workflows.seal import (
-        Sealed,
+        SEALED_DELIVER,
+        SEALED_REPORTS,
         open_sealed,
         seal_message,
     )
@@ -156,7 +153,7 @@ class MovementPlayer:
     def receive(self, name: str, args: Sequence[RawValue]) -> None:
         """Every signal: a message the negotiation forwarded (sealed, unless this negotiation is
         from before the seal), or anything else, which is recorded as rejected with the reason."""
-        kind = bounded(name, MAX_NAME)
+        kind = shorten(name, MAX_KIND)
         payload, unreadable = read_one(args)
         if unreadable is not None:
             self._refuse(None, kind, unreadable)
@@ -184,21 +181,13 @@ class MovementPlayer:
     def _take_sealed(self, payload: object) -> None:
         context = self.state.seal
         assert context is not None
-        try:
-            message = Sealed.model_validate(payload)
-        except ValidationError as err:
-            self._refuse(message_id_of(payload), SEALED_DELIVER, f"malformed: {explain(err)}")
+        scope = context.scope_for(self.movement.value, "down")
+        opened = open_sealed(context, SEALED_DELIVER, scope, payload, context.delivered, Envelope)
+        if isinstance(opened, str):
+            self._refuse(message_id_of(payload), SEALED_DELIVER, opened)
             return
-        scope = f"{context.scope}:{self.movement.value}:down"
-        why = open_sealed(context, SEALED_DELIVER, scope, message, context.delivered)
-        if why is not None:
-            self._refuse(None, SEALED_DELIVER, why)
-            return
-        context.delivered = message.counter
-        try:
-            self.inbox.append(Envelope.model_validate_json(message.body))
-        except ValidationError as err:  # sealed by a worker of another release, say
-            self._refuse(None, SEALED_DELIVER, f"malformed: {explain(err)}")
+        envelope, context.delivered = opened
+        self.inbox.append(envelope)
 
     def _refuse(self, message_id: str | None, kind: str, reason: str) -> None:
         """Record a message refused by a signal handler; it is reported as soon as possible."""
@@ -277,7 +266,7 @@ class MovementPlayer:
                 await parent.signal(REPORTS_SIGNAL, batch)
                 return
             context.reported += 1
-            scope = f"{context.scope}:{self.movement.value}:up"
+            scope = context.scope_for(self.movement.value, "up")
             sealed = seal_message(
                 context, SEALED_REPORTS, scope, context.reported, batch.model_dump_json()
             )

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from negotiation.decisions import acting_for, explain, rejection_reason
     from negotiation.kpis import assess_compliance, compute_kpis, deal_quality
     from negotiation.models import (
+        MAX_KIND,
         Compliance,
         CounterpartyResponse,
         DecisionReceipt,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         RetrospectiveAnswer,
         RetrospectiveEntry,
         TimelineEvent,
+        shorten,
     )
     from negotiation.policy import Policy, requirements_for
     from negotiation.terms import Party
@@ -52,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.closure import ClosureMovement
     from workflows.development import DevelopmentMovement
-    from workflows.intake import MAX_NAME, bounded, message_id_of, read_one
+    from workflows.intake import message_id_of, read_one
     from workflows.movement import MovementPlayer, send_once
     from workflows.opening import OpeningMovement
     from workflows.preparation import PreparationMovement
@@ -70,14 +72,9 @@ with workflow.unsafe.imports_passed_through():
         ScoreState,
     )
     from workflows.seal import (
-        DELIVER as SEALED_DELIVER,
-    )
-    from workflows.seal import (
-        REPORTS as SEALED_REPORTS,
-    )
-    from workflows.seal import (
+        SEALED_DELIVER,
+        SEALED_REPORTS,
         SealContext,
-        Sealed,
         choose_key,
         open_sealed,
         seal_message,
@@ -104,11 +101,6 @@ _SUMMARIES = {
 
 def _kind(envelope: Envelope) -> str:
     return "counterparty" if envelope.counterparty is not None else "decision"
-
-
-def _scope(context: SealContext, movement: Movement, direction: str) -> str:
-    """What a seal binds a message to: this negotiation's run, the movement and the direction."""
-    return f"{context.scope}:{movement.value}:{direction}"
 
 
 def _label(playbook: PlaybookName | None) -> str:
@@ -156,16 +148,15 @@ class NegotiationWorkflow:
         self._retro_receipts: dict[str, RetrospectiveEntry] = {}
         # The score as it stood at the outcome, for the result read during the retrospective.
         self._closed: ScoreState | None = None
-        # The sealed channel to the movements (None in negotiations from before it): the
-        # counters of the last message sent to the movement playing and of its last report taken.
+        # Whether this negotiation seals its internal messages (decided in its first task).
         self._sealed_channel: bool | None = None
         # A sealed message being forwarded, in a task of its own (see _send).
         self._sending: tuple[asyncio.Task[None], Envelope] | None = None
+        # The sealed channel to the movement playing (None in negotiations from before it), with
+        # the counters of the last message sent to it and of its last report taken.
         self._seal: SealContext | None = None
-        self._delivered = 0
-        self._reported = 0
-        # Messages forwarded to the movement playing and not yet acted on there, by id.
-        self._held: dict[str, str] = {}
+        # Ids of messages forwarded to the movement playing and not yet acted on there.
+        self._held: set[str] = set()
         self._last_sequence = 0
 
     @workflow.run
@@ -222,7 +213,7 @@ class NegotiationWorkflow:
         """Every signal, whatever it holds (no input, two, bytes that are no JSON, a payload the
         worker could not decrypt): taken, or recorded as rejected with a bounded reason. Never
         raised: a handler that raises fails the workflow task for ever."""
-        kind = bounded(name, MAX_NAME)
+        kind = shorten(name, MAX_KIND)
         payload, unreadable = read_one(args)
         if unreadable is not None:
             self._reject(None, kind, unreadable)
@@ -356,24 +347,14 @@ class NegotiationWorkflow:
     def _on_sealed_reports(self, payload: Any) -> None:
         """A batch of reports from the movement playing, taken only when its seal holds."""
         assert self._seal is not None
-        try:
-            message = Sealed.model_validate(payload)
-        except ValidationError as err:
-            self._reject(payload, SEALED_REPORTS, f"malformed: {explain(err)}")
-            return
-        movement = self._status.movement
-        why = open_sealed(
-            self._seal, SEALED_REPORTS, _scope(self._seal, movement, "up"), message, self._reported
+        scope = self._seal.scope_for(self._status.movement.value, "up")
+        opened = open_sealed(
+            self._seal, SEALED_REPORTS, scope, payload, self._seal.reported, MovementReports
         )
-        if why is not None:
-            self._reject(None, SEALED_REPORTS, why)
+        if isinstance(opened, str):
+            self._reject(payload, SEALED_REPORTS, opened)
             return
-        self._reported = message.counter
-        try:
-            batch = MovementReports.model_validate_json(message.body)
-        except ValidationError as err:  # sealed by a worker of another release, say
-            self._reject(None, SEALED_REPORTS, f"malformed: {explain(err)}")
-            return
+        batch, self._seal.reported = opened
         for report in batch.reports:
             self._fold(report)
 
@@ -417,9 +398,8 @@ class NegotiationWorkflow:
         status.reviews.extend(report.reviews)
         for rejected in report.rejected:
             self._record_rejection(rejected)
-            self._held.pop(rejected.message_id or "", None)
-        for message_id in report.taken:
-            self._held.pop(message_id, None)
+            self._held.discard(rejected.message_id or "")
+        self._held.difference_update(report.taken)
         if report.last_sequence is not None:
             self._last_sequence = max(self._last_sequence, report.last_sequence)
         status.reminders.extend(report.reminders)
@@ -441,9 +421,9 @@ class NegotiationWorkflow:
         movement = movement_wf.movement
         self._enter(movement)
         state.inbox = self._take(movement)
-        if state.seal is not None:  # each movement's channel counts from zero
-            self._delivered = self._reported = 0
-            state.seal = state.seal.model_copy(update={"delivered": 0, "reported": 0})
+        if self._seal is not None:  # each movement's channel counts from zero
+            self._seal.delivered = self._seal.reported = 0
+            state.seal = self._seal.model_copy()
         child_id = f"{self._request.negotiation_id}/{movement.value}"
         handle = await workflow.start_child_workflow(
             movement_wf.run,  # type: ignore[attr-defined]
@@ -475,7 +455,7 @@ class NegotiationWorkflow:
         with contextlib.suppress(BaseException):
             await task
         if task.cancelled() or task.exception() is not None:
-            self._held.pop(envelope.message_id, None)
+            self._held.discard(envelope.message_id)
             self._inbox.append(envelope)
         self._sending = None
 
@@ -507,7 +487,7 @@ class NegotiationWorkflow:
                 except Exception:
                     # The movement closed as we sent: keep the rest for the next movement.
                     for left in batch[i:]:
-                        self._held.pop(left.message_id, None)
+                        self._held.discard(left.message_id)
                     self._inbox[0:0] = batch[i:]
                     self._refresh()
                     await workflow.wait_condition(handle.done)
@@ -525,15 +505,15 @@ class NegotiationWorkflow:
         if self._seal is None:
             await target.signal(DELIVER_SIGNAL, envelope)
             return
-        self._delivered += 1
+        self._seal.delivered += 1
         sealed = seal_message(
             self._seal,
             SEALED_DELIVER,
-            _scope(self._seal, movement, "down"),
-            self._delivered,
+            self._seal.scope_for(movement.value, "down"),
+            self._seal.delivered,
             envelope.model_dump_json(),
         )
-        self._held[envelope.message_id] = _kind(envelope)
+        self._held.add(envelope.message_id)
         self._refresh()
         task = asyncio.create_task(target.signal(SEALED_DELIVER, sealed))
         self._sending = (task, envelope)

@@ -33,9 +33,7 @@ from negotiation.models import (
 from negotiation.policy import Policy, Requirement
 from negotiation.strategy import StrategyState
 from negotiation.terms import Offer, Terms
-from workflows.seal import DELIVER as SEALED_DELIVER
-from workflows.seal import REPORTS as SEALED_REPORTS
-from workflows.seal import SealContext
+from workflows.seal import SEALED_DELIVER, SEALED_REPORTS, SealContext
 
 #: Signal a movement received forwarded messages on, unsealed (negotiations started before
 #: the sealed channel; refused from anyone in those started since).

@@ -26,13 +26,16 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from negotiation.decisions import explain
 
 #: Channel of messages the negotiation forwards to the movement playing.
-DELIVER = "sealed_deliver"
+SEALED_DELIVER = "sealed_deliver"
 #: Channel of reports a movement sends the negotiation.
-REPORTS = "sealed_reports"
+SEALED_REPORTS = "sealed_reports"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class SealKey:
 
 
 _keys: dict[str, SealKey] = {}
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def install(keys: Iterable[SealKey]) -> None:
@@ -75,9 +80,20 @@ class SealContext(BaseModel):
     key_id: str = Field(max_length=128)
     scope: str = Field(max_length=400, description="Negotiation id and run: seals bind to it.")
     delivered: int = Field(
-        default=0, description="Counter of the last message taken from the negotiation."
+        default=0,
+        description="Counter of the last message to the movement playing (sent, on the "
+        "negotiation's side; taken, on the movement's).",
     )
-    reported: int = Field(default=0, description="Counter of the last report batch sent.")
+    reported: int = Field(
+        default=0,
+        description="Counter of the last report batch (sent, on the movement's side; taken, on "
+        "the negotiation's).",
+    )
+
+    def scope_for(self, movement: str, direction: str) -> str:
+        """What a seal binds a message to: this negotiation's run, the movement and the
+        direction (``down`` to the movement, ``up`` to the negotiation)."""
+        return f"{self.scope}:{movement}:{direction}"
 
 
 class Sealed(BaseModel):
@@ -105,10 +121,9 @@ def seal_message(context: SealContext, channel: str, scope: str, counter: int, b
     )
 
 
-def open_sealed(
+def _verify(
     context: SealContext, channel: str, scope: str, message: Sealed, last: int
 ) -> str | None:
-    """Why ``message`` cannot be taken (forged, replayed), or None when its seal holds."""
     known = _keys.get(message.key_id)
     if known is None or message.key_id != context.key_id:
         return "forged: sealed with a key this negotiation does not use"
@@ -118,3 +133,21 @@ def open_sealed(
     if message.counter <= last:
         return f"replay: message {message.counter} was already taken (last {last})"
     return None
+
+
+def open_sealed(
+    context: SealContext, channel: str, scope: str, payload: object, last: int, body: type[M]
+) -> tuple[M, int] | str:
+    """The ``body`` a sealed message carries and its counter; or why it cannot be taken:
+    malformed, forged (its seal does not hold) or a replay (its counter is not past ``last``)."""
+    try:
+        message = Sealed.model_validate(payload)
+    except ValidationError as err:
+        return f"malformed: {explain(err)}"
+    why = _verify(context, channel, scope, message, last)
+    if why is not None:
+        return why
+    try:
+        return body.model_validate_json(message.body), message.counter
+    except ValidationError as err:  # sealed by a worker of another release, say
+        return f"malformed: {explain(err)}"
