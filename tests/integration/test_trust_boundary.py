@@ -22,7 +22,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
@@ -410,3 +410,40 @@ async def test_a_response_held_by_the_movement_is_counted_as_queued(site: Site) 
     await n.respond("counter", terms(49000, 10, 45))
     status = await n.until(lambda s: s.queued_messages == 1)
     assert status.rejected_messages == []
+
+
+@pytest.mark.parametrize("inputs", [0, 2], ids=["no-input", "two-inputs"])
+@pytest.mark.parametrize("name", ["decide", "retrospective"])
+async def test_an_update_with_the_wrong_number_of_inputs_is_refused(
+    site: Site, name: str, inputs: int
+) -> None:
+    """Updates are validated before anything reaches the history: refused to the caller, and
+    the negotiation goes on."""
+    n, request_id = await site.owner_deciding()
+    args = [forged_decision(request_id, "ana"), forged_decision(request_id, "ana")][:inputs]
+    with pytest.raises(WorkflowUpdateFailedError):
+        await site.client.get_workflow_handle(n.id).execute_update(name, args=args)
+    await owner_still_decides(n, request_id)
+    await no_task_failed(site, n)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"message_id": "m" * 2_000_000},
+        {"comment": "c" * 2_000_000},
+        {"approver": "ana\r\nBcc: evil@attacker.example"},
+        {"approver": "mallory"},
+    ],
+    ids=["2MB-id", "2MB-comment", "crlf-approver", "non-participant"],
+)
+async def test_a_decision_update_that_cannot_be_taken_is_refused_and_changes_nothing(
+    site: Site, change: dict[str, Any]
+) -> None:
+    n, request_id = await site.owner_deciding()
+    decision = {**forged_decision(request_id, "ana"), "verdict": "approve", **change}
+    del decision["revised_terms"]
+    with pytest.raises(WorkflowUpdateFailedError):
+        await site.client.get_workflow_handle(n.id).execute_update("decide", decision)
+    await owner_still_decides(n, request_id)
+    await no_task_failed(site, n)
