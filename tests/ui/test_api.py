@@ -88,6 +88,19 @@ async def test_a_deadline_already_past_answers_422(ui_server: UiServer):
     assert "already past" in reply.json()["detail"]
 
 
+@pytest.mark.parametrize("char", ["\r\n", "\x0b", "\x85", "\u2028"], ids=repr)
+async def test_a_counterparty_name_that_is_not_one_line_answers_422(ui_server: UiServer, char: str):
+    """It was accepted with 201, and then failed the notification built from it."""
+    body = demo_request("crlf").model_dump(mode="json")
+    body["counterparty"]["name"] = f"Acme{char}Bcc: evil@attacker.example"
+    async with ui_server.api() as api:
+        reply = await api.post("/api/v1/negotiations", json=body)
+        assert reply.status_code == 422, reply.text
+        assert "one line" in reply.text
+        missing = await api.get(f"/api/v1/negotiations/{body['negotiation_id']}")
+    assert missing.status_code == 404
+
+
 async def test_status_of_an_unknown_negotiation_answers_404_problem(ui_server: UiServer):
     async with ui_server.api() as api:
         reply = await api.get("/api/v1/negotiations/no-such-negotiation")
