@@ -586,6 +586,11 @@ class NegotiationStatus(BaseModel):
         default=0, description="Rejections past the listed bound (the oldest), counted only."
     )
     queued_messages: int = 0
+    playing: str | None = Field(
+        default=None,
+        description="Workflow id of the movement playing, which holds the live status; None when "
+        "the negotiation itself holds it.",
+    )
     last_sequence: int = Field(
         default=0,
         description="The highest counterparty sequence taken in; the next response needs a higher one.",

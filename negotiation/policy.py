@@ -342,3 +342,14 @@ def requirements_for(
     """The approvals committing to ``terms`` needs, each sent to whoever holds the authority."""
     routed = route_approvals(terms, request.mandate, policy, playbook)
     return merge_requirements([resolve_authority(n, request.participants) for n in routed])
+
+
+def tier_floor(policy: Policy, value: Decimal) -> float:
+    """The lower bound of the deal's approval tier: its size band, not its value (what the
+    ``DealValue`` search attribute shows, so that no deal's value is visible there)."""
+    floor = 0.0
+    for tier in policy.value_tiers:
+        if tier.up_to is None or value <= tier.up_to:
+            return floor
+        floor = float(tier.up_to)
+    return floor

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -24,6 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, TemporalError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from negotiation.aggregate import ResponseReceipt
 from negotiation.models import (
     CounterpartyResponse,
     DecisionReceipt,
@@ -39,7 +41,18 @@ from workers.codec import KeyringError
 from workers.settings import TASK_QUEUE
 from workflows import search_attributes as sa
 from workflows.negotiation import NegotiationWorkflow
-from workflows.protocol import COUNTERPARTY_SIGNAL, DECISION_SIGNAL
+from workflows.protocol import (
+    COUNTERPARTY_SIGNAL,
+    DECIDE_UPDATE,
+    DECISION_SIGNAL,
+    MOVEMENT_PLAYING,
+    MOVEMENT_TYPES,
+    NOT_ON_THIS_PATH,
+    RESPOND_UPDATE,
+)
+
+#: The query a movement and the negotiation both answer with the negotiation's status.
+STATUS_QUERY = "status"
 
 log = structlog.get_logger(__name__)
 
@@ -174,7 +187,7 @@ async def _closed_or_missing(
 
 async def _refuse_if_ended(
     handle: WorkflowHandle[Any, Any], negotiation_id: str, what: str
-) -> None:
+) -> WorkflowExecutionDescription:
     """Raise NegotiationClosed when the negotiation has ended: its workflow is closed, or it has
     an outcome and stays open only for the retrospective. Read from the server's own record of
     the execution, so it needs no worker (and a signal sent next is still durable)."""
@@ -183,52 +196,155 @@ async def _refuse_if_ended(
     if outcome or desc.status != WorkflowExecutionStatus.RUNNING:
         state = outcome or (desc.status.name.lower() if desc.status else "closed")
         raise NegotiationClosed(f"negotiation {negotiation_id} is closed ({state}); {what}", state)
+    return desc
+
+
+#: How often a message follows the negotiation to the movement playing before it is left with
+#: the negotiation itself (which keeps or forwards it): movements end and start meanwhile.
+_ATTEMPTS = 4
+
+
+def playing_movement(desc: WorkflowExecutionDescription) -> str | None:
+    """The workflow id of the movement the negotiation plays now (one-hop path), from the
+    server's record of the negotiation (strongly consistent, no worker needed); None between
+    movements and for negotiations of release 4, which take every message themselves."""
+    for child in desc.raw_description.pending_children:
+        if child.workflow_type_name in _ONE_HOP_MOVEMENTS:
+            return str(child.workflow_id)
+    return None
+
+
+_ONE_HOP_MOVEMENTS = frozenset(MOVEMENT_TYPES.values())
+
+
+async def _deliver_signal(
+    client: Client, negotiation_id: str, name: str, message: BaseModel
+) -> None:
+    """Signal the movement playing; if it ends meanwhile, look again; at last, the negotiation
+    itself, which takes it (between movements) or forwards it (to the one that started)."""
+    parent = client.get_workflow_handle(negotiation_id)
+    try:
+        for _ in range(_ATTEMPTS):
+            target = playing_movement(
+                await _refuse_if_ended(parent, negotiation_id, "it takes no more messages")
+            )
+            if target is None:
+                break
+            try:
+                await client.get_workflow_handle(target).signal(name, message)
+                return
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        await parent.signal(name, message)
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
 
 
 async def send_response(
     client: Client, negotiation_id: str, response: CounterpartyResponse
 ) -> None:
-    """Deliver a counterparty response (a signal: kept until a movement takes it).
+    """Deliver a counterparty response without waiting for an answer (a signal): it is taken in
+    sequence by the movement playing, or recorded in the status with why not.
 
     Raises NegotiationClosed once the negotiation has an outcome, even while its workflow stays
     open for the retrospective (a response that races the outcome is recorded as rejected).
     """
-    handle = client.get_workflow_handle(negotiation_id)
-    try:
-        await _refuse_if_ended(handle, negotiation_id, "it takes no more messages")
-        await handle.signal(COUNTERPARTY_SIGNAL, response)
-    except RPCError as err:
-        raise await _closed_or_missing(client, negotiation_id, err) from err
+    await _deliver_signal(client, negotiation_id, COUNTERPARTY_SIGNAL, response)
 
 
 async def send_decision(client: Client, negotiation_id: str, decision: HumanDecision) -> None:
     """Deliver a decision without waiting for an answer (a signal); refusals are recorded in the status."""
-    try:
-        await client.get_workflow_handle(negotiation_id).signal(DECISION_SIGNAL, decision)
-    except RPCError as err:
-        raise await _closed_or_missing(client, negotiation_id, err) from err
+    await _deliver_signal(client, negotiation_id, DECISION_SIGNAL, decision)
 
 
-async def _execute_update(
-    client: Client, negotiation_id: str, update: Any, arg: BaseModel, update_id: str
+class ResponseRefused(NegotiationError):
+    """The negotiation refused a counterparty response; ``code`` says why as a caller can act on
+    it (``closed``, ``stale``, ``not_possible``, ``malformed``, ``reused``, ``not_accepted``)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NegotiationBusy(NegotiationError):
+    """The message kept meeting a movement that had just ended: nothing was taken; send it again."""
+
+
+async def _update_where_it_plays(
+    client: Client,
+    negotiation_id: str,
+    update: str,
+    arg: BaseModel,
+    update_id: str,
+    result_type: type[Any],
 ) -> Any:
-    """Run an update; a validator's refusal becomes DecisionRejected with its reason."""
-    handle = client.get_workflow_handle(negotiation_id)
+    """Run an update on the movement playing (or, between movements, on the negotiation), and
+    follow the negotiation when the movement ended or another started meanwhile."""
+    parent = client.get_workflow_handle(negotiation_id)
+    for _ in range(_ATTEMPTS):
+        try:
+            desc = await _refuse_if_ended(parent, negotiation_id, "it takes no more messages")
+            target = playing_movement(desc) or negotiation_id
+            handle = client.get_workflow_handle(target)
+            return await handle.execute_update(update, arg, id=update_id, result_type=result_type)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == MOVEMENT_PLAYING:
+                continue
+            raise
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND and target != negotiation_id:
+                continue  # the movement ended as we sent: look again
+            raise await _closed_or_missing(client, negotiation_id, err) from err
+    raise NegotiationBusy(
+        f"negotiation {negotiation_id} moved between movements {_ATTEMPTS} times while this was "
+        "sent; nothing was taken: send it again"
+    )
+
+
+async def respond(
+    client: Client, negotiation_id: str, response: CounterpartyResponse
+) -> ResponseReceipt:
+    """Deliver a counterparty response and learn at once whether it was taken (an update).
+
+    Raises ResponseRefused with a code and the reason (closed, stale, not possible now,
+    malformed, id reused), NegotiationClosed once the negotiation has an outcome. A negotiation
+    started before answers at once takes it as a signal: the receipt then says so
+    (``kept_for_later``), and a refusal is recorded in its status as before.
+    """
     try:
-        return await handle.execute_update(update, arg, id=update_id)
+        receipt: ResponseReceipt = await _update_where_it_plays(
+            client, negotiation_id, RESPOND_UPDATE, response, response.message_id, ResponseReceipt
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == NOT_ON_THIS_PATH:
+            await send_response(client, negotiation_id, response)
+            return ResponseReceipt(
+                message_id=response.message_id,
+                sequence=response.sequence,
+                action=response.action,
+                received_at=datetime.now(UTC),
+                kept_for_later=True,
+            )
+        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "malformed"
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        raise ResponseRefused(message, code) from err
+    return receipt
+
+
+async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -> DecisionReceipt:
+    """Deliver a decision and wait for its receipt (an update, to the movement that asked);
+    raises DecisionRejected with the reason."""
+    try:
+        receipt: DecisionReceipt = await _update_where_it_plays(
+            client, negotiation_id, DECIDE_UPDATE, decision, decision.message_id, DecisionReceipt
+        )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
         raise DecisionRejected(message) from err
-    except RPCError as err:
-        raise await _closed_or_missing(client, negotiation_id, err) from err
-
-
-async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -> DecisionReceipt:
-    """Deliver a decision and wait for its receipt (an update); raises DecisionRejected with the reason."""
-    receipt: DecisionReceipt = await _execute_update(
-        client, negotiation_id, NegotiationWorkflow.decide, decision, decision.message_id
-    )
     return receipt
 
 
@@ -236,16 +352,40 @@ async def answer_retrospective(
     client: Client, negotiation_id: str, answer: RetrospectiveAnswer
 ) -> RetrospectiveEntry:
     """Give a participant's retrospective; raises DecisionRejected when it cannot be taken."""
-    entry: RetrospectiveEntry = await _execute_update(
-        client, negotiation_id, NegotiationWorkflow.retrospective, answer, answer.message_id
-    )
+    handle = client.get_workflow_handle(negotiation_id)
+    try:
+        entry: RetrospectiveEntry = await handle.execute_update(
+            NegotiationWorkflow.retrospective, answer, id=answer.message_id
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        raise DecisionRejected(message) from err
+    except RPCError as err:
+        raise await _closed_or_missing(client, negotiation_id, err) from err
     return entry
 
 
 async def get_status(client: Client, negotiation_id: str) -> NegotiationStatus:
-    """The negotiation's status, open or closed."""
+    """The negotiation's status, open or closed, from wherever it is live: the movement playing
+    holds it while it plays, the negotiation otherwise."""
+    parent = client.get_workflow_handle(negotiation_id)
     try:
-        return await client.get_workflow_handle(negotiation_id).query(NegotiationWorkflow.status)
+        for _ in range(_ATTEMPTS):
+            target = playing_movement(await parent.describe())
+            if target is None:
+                break
+            try:
+                status: NegotiationStatus = await client.get_workflow_handle(target).query(
+                    STATUS_QUERY, result_type=NegotiationStatus
+                )
+                return status
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            except WorkflowQueryRejectedError:
+                continue  # it ended between the look and the query
+        return await parent.query(NegotiationWorkflow.status)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise NegotiationNotFound(f"no negotiation {negotiation_id}") from err
@@ -342,8 +482,11 @@ async def list_negotiations(
 __all__ = [
     "READ_FAILURES",
     "DecisionRejected",
+    "NegotiationBusy",
     "NegotiationClosed",
     "NegotiationNotFound",
+    "ResponseReceipt",
+    "ResponseRefused",
     "StartReceipt",
     "WorkflowExecutionStatus",
     "answer_retrospective",
@@ -356,6 +499,8 @@ __all__ = [
     "get_status",
     "left_out",
     "list_negotiations",
+    "playing_movement",
+    "respond",
     "send_decision",
     "send_response",
     "start_negotiation",

@@ -30,16 +30,29 @@ from workers.settings import Settings
 from workflows import seal
 from workflows.closure import ClosureMovement
 from workflows.development import DevelopmentMovement
+from workflows.legacy.closure import LegacyClosureMovement
+from workflows.legacy.development import LegacyDevelopmentMovement
+from workflows.legacy.opening import LegacyOpeningMovement
+from workflows.legacy.preparation import LegacyPreparationMovement
 from workflows.negotiation import NegotiationWorkflow
 from workflows.opening import OpeningMovement
 from workflows.preparation import PreparationMovement
 
+#: Release 4's movements, for negotiations started before the one-hop path (``workflows.legacy``:
+#: marked for removal).
+LEGACY_MOVEMENTS: Sequence[type] = (
+    LegacyPreparationMovement,
+    LegacyOpeningMovement,
+    LegacyDevelopmentMovement,
+    LegacyClosureMovement,
+)
 WORKFLOWS: Sequence[type] = (
     NegotiationWorkflow,
     PreparationMovement,
     OpeningMovement,
     DevelopmentMovement,
     ClosureMovement,
+    *LEGACY_MOVEMENTS,
 )
 
 log = structlog.get_logger("fitnest.worker")

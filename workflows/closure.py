@@ -21,18 +21,22 @@ with workflow.unsafe.imports_passed_through():
     )
     from negotiation.policy import Requirement, resolve_authority
     from negotiation.reviews import FinanceFindings, LegalFindings
-    from workflows.movement import Expired, MovementPlayer, describe
-    from workflows.protocol import ScoreState
+    from workflows.movement import Expired, MovementPlayer
+    from workflows.outbound import describe
+    from workflows.protocol import MOVEMENT_TYPES, ScoreState
 
-_SIGNING = {CounterpartyAction.SIGN, CounterpartyAction.WITHDRAW, CounterpartyAction.REJECT}
+_SIGNING = frozenset(
+    {CounterpartyAction.SIGN, CounterpartyAction.WITHDRAW, CounterpartyAction.REJECT}
+)
 _YES_NO = (Verdict.APPROVE, Verdict.REJECT)
 
 
-@workflow.defn
+@workflow.defn(name=MOVEMENT_TYPES[Movement.CLOSURE])
 class ClosureMovement(MovementPlayer):
     """Signs off and signs the agreed terms, then hands the deal to implementation."""
 
     movement = Movement.CLOSURE
+    rhythm = False  # the checkpoints stop at closure
 
     @workflow.init
     def __init__(self, state: ScoreState) -> None:
@@ -40,6 +44,7 @@ class ClosureMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
+        self.start_clock()
         try:
             if await self._sign_off() and await self._sign():
                 await self._hand_off()
@@ -47,7 +52,7 @@ class ClosureMovement(MovementPlayer):
             self.state.close(Outcome.EXPIRED, "the deadline passed before the agreement was signed")
         except asyncio.CancelledError:
             return self.cancelled()
-        return self.leftover()
+        return self.handed_back()
 
     @property
     def _together(self) -> bool:
@@ -67,7 +72,7 @@ class ClosureMovement(MovementPlayer):
         else:
             legal = await self.review_legal(agreed, "final legal review")
             finance = await self.review_finance(agreed, "final finance approval")
-        await self._report_reviews(agreed.version, legal, finance)
+        self._report_reviews(agreed.version, legal, finance)
         needs: list[tuple[Requirement, DecisionKind]] = []
         if legal.counsel_must_sign:
             needs.append(
@@ -100,33 +105,30 @@ class ClosureMovement(MovementPlayer):
             return False
         return True
 
-    async def _report_reviews(
-        self, version: int, legal: LegalFindings, finance: FinanceFindings
-    ) -> None:
+    def _report_reviews(self, version: int, legal: LegalFindings, finance: FinanceFindings) -> None:
         now = workflow.now()
-        await self.report(
-            reviews=[
-                Review(
-                    kind="legal",
-                    terms_version=version,
-                    passed=not legal.counsel_must_sign,
-                    required_role=Role.LEGAL if legal.counsel_must_sign else None,
-                    risk_score=legal.risk_score,
-                    findings=legal.findings,
-                    at=now,
-                ),
-                Review(
-                    kind="finance",
-                    terms_version=version,
-                    passed=finance.approved,
-                    required_role=finance.required_role,
-                    required_authority=finance.required_authority,
-                    findings=finance.findings,
-                    at=now,
-                ),
-            ],
-            timeline=["final reviews done"],
-        )
+        for review in (
+            Review(
+                kind="legal",
+                terms_version=version,
+                passed=not legal.counsel_must_sign,
+                required_role=Role.LEGAL if legal.counsel_must_sign else None,
+                risk_score=legal.risk_score,
+                findings=legal.findings,
+                at=now,
+            ),
+            Review(
+                kind="finance",
+                terms_version=version,
+                passed=finance.approved,
+                required_role=finance.required_role,
+                required_authority=finance.required_authority,
+                findings=finance.findings,
+                at=now,
+            ),
+        ):
+            self.negotiation.review(review)
+        self.note("final reviews done")
 
     async def _sign(self) -> bool:
         """Our signature (by policy for small automated deals), then the counterparty's."""
@@ -159,9 +161,8 @@ class ClosureMovement(MovementPlayer):
                 comment=f"signed within policy {self.state.policy.version}",
                 at=workflow.now(),
             )
-            await self.report(
-                decided=[record], timeline=["signed by policy (automated, within limits)"]
-            )
+            self.negotiation.record_decided([record], workflow.now())
+            self.note("signed by policy (automated, within limits)")
         else:
             outcome = await self.ask(
                 [(signatory, DecisionKind.SIGNATURE)], agreed, together=False, verdicts=_YES_NO
@@ -178,8 +179,8 @@ class ClosureMovement(MovementPlayer):
             f"Contract for signature (version {agreed.version})",
             f"Please sign the agreed terms, version {agreed.version}:\n{describe(agreed.terms, req.currency)}\n",
         )
-        handed = self.hand_over()
-        await self.report(timeline=["contract sent for signature"], **handed)
+        self.hand_over()
+        self.note("contract sent for signature")
         response = await self.next_response(_SIGNING, "the counterparty's signature")
         if response.action == CounterpartyAction.WITHDRAW:
             await self._end(Outcome.WITHDRAWN, "the counterparty withdrew before signing")
@@ -188,7 +189,7 @@ class ClosureMovement(MovementPlayer):
             await self._end(Outcome.REJECTED, "the counterparty refused to sign")
             return False
         self.state.signed_at = workflow.now()
-        await self.report(timeline=["signed by both sides"])
+        self.note("signed by both sides")
         return True
 
     async def _hand_off(self) -> None:
@@ -205,8 +206,8 @@ class ClosureMovement(MovementPlayer):
             f"{describe(agreed.terms, req.currency)}\n",
         )
         self.state.close(Outcome.AGREED, self.state.outcome_reason or "agreed and signed")
-        await self.report(timeline=["handed off to implementation"])
+        self.note("handed off to implementation")
 
     async def _end(self, outcome: Outcome, reason: str) -> None:
         self.state.close(outcome, reason)
-        await self.report(timeline=[f"closure ended: {reason}"])
+        self.note(f"closure ended: {reason}")

@@ -1,8 +1,9 @@
 """Development: the counteroffer rounds, played by the chosen playbook.
 
 Inside the mandate the team improvises (or the strategy does, in the automated playbook);
-outside it the decision escalates to whoever holds the authority. The movement continues-as-new
-with its whole state between rounds, so a negotiation of hundreds of rounds keeps each run small.
+outside it the decision escalates to whoever holds the authority. When its history grows long the
+movement hands its whole state back between two rounds, and the negotiation starts it anew (or
+continues-as-new first), so a negotiation of any number of rounds keeps every run small.
 """
 
 from __future__ import annotations
@@ -33,15 +34,17 @@ with workflow.unsafe.imports_passed_through():
     from negotiation.reviews import FinanceFindings, LegalFindings
     from negotiation.strategy import MoveKind, respond
     from negotiation.terms import Offer, Party, Terms
-    from workflows.movement import BATCHED_REPORTS, AskOutcome, Expired, MovementPlayer
-    from workflows.protocol import ScoreState
+    from workflows.movement import AskOutcome, Expired, MovementPlayer
+    from workflows.protocol import MOVEMENT_TYPES, ScoreState
 
-_ANSWERS = {
-    CounterpartyAction.ACCEPT,
-    CounterpartyAction.COUNTER,
-    CounterpartyAction.REJECT,
-    CounterpartyAction.WITHDRAW,
-}
+_ANSWERS = frozenset(
+    {
+        CounterpartyAction.ACCEPT,
+        CounterpartyAction.COUNTER,
+        CounterpartyAction.REJECT,
+        CounterpartyAction.WITHDRAW,
+    }
+)
 
 
 def review_needs(legal: LegalFindings, finance: FinanceFindings) -> list[Requirement]:
@@ -62,7 +65,7 @@ def review_needs(legal: LegalFindings, finance: FinanceFindings) -> list[Require
     return needs
 
 
-@workflow.defn
+@workflow.defn(name=MOVEMENT_TYPES[Movement.DEVELOPMENT])
 class DevelopmentMovement(MovementPlayer):
     """Counteroffer rounds until agreement, walk-away, rejection, withdrawal or expiry."""
 
@@ -74,13 +77,14 @@ class DevelopmentMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
+        self.start_clock()
         try:
             while self.state.outcome is None and self.state.agreed is None:
                 response = self.state.first_response
                 self.state.first_response = None
                 if response is None:
                     if self._history_is_long():
-                        await self._continue_as_new()
+                        return await self._to_be_continued()
                     our = self.state.our_offer
                     response = await self.next_response(
                         _ANSWERS, f"answer to our version {our.version if our else '-'}"
@@ -90,7 +94,7 @@ class DevelopmentMovement(MovementPlayer):
             self.state.close(Outcome.EXPIRED, "the deadline passed during the counteroffer rounds")
         except asyncio.CancelledError:
             return self.cancelled()
-        return self.leftover()
+        return self.handed_back()
 
     # --- the round ----------------------------------------------------------------------------
 
@@ -108,21 +112,16 @@ class DevelopmentMovement(MovementPlayer):
             )
         elif response.action == CounterpartyAction.REJECT:
             self.state.close(Outcome.REJECTED, "the counterparty rejected our offer")
-            await self.report(timeline=["the counterparty rejected our offer"])
+            self.note("the counterparty rejected our offer")
         elif response.action == CounterpartyAction.WITHDRAW:
             self.state.close(Outcome.WITHDRAWN, "the counterparty withdrew")
-            await self.report(timeline=["the counterparty withdrew"])
+            self.note("the counterparty withdrew")
         else:
             assert response.terms is not None  # the model requires terms with 'counter'
             self.state.round += 1
             previous = self.state.their_offer
             their = self.new_offer(Party.THEM, response.terms, response.note)
-            await self.report(
-                offers=[their],
-                timeline=[
-                    f"round {self.state.round}: counteroffer version {their.version} received"
-                ],
-            )
+            self.note(f"round {self.state.round}: counteroffer version {their.version} received")
             await self._keep_in_touch(previous, their)
             if self.state.round > self.state.request.mandate.max_rounds:
                 await self._walk_away("the maximum number of rounds passed without agreement")
@@ -156,7 +155,7 @@ class DevelopmentMovement(MovementPlayer):
             await self._counter(move.terms, f"strategy countered: {move.reason}")
         else:
             needs = self._routed(their.terms, PlaybookName.AUTOMATED)
-            await self.report(timeline=[f"escalated: {move.reason}"])
+            self.note(f"escalated: {move.reason}")
             outcome = await self.ask(
                 [(n, DecisionKind.ESCALATION) for n in needs], their, together=True
             )
@@ -237,35 +236,31 @@ class DevelopmentMovement(MovementPlayer):
 
     async def _legal(self, offer: Offer) -> LegalFindings:
         found = await self.review_legal(offer, f"legal review of version {offer.version}")
-        await self.report(
-            reviews=[
-                Review(
-                    kind="legal",
-                    terms_version=offer.version,
-                    passed=not found.counsel_must_sign,
-                    required_role=Role.LEGAL if found.counsel_must_sign else None,
-                    risk_score=found.risk_score,
-                    findings=found.findings,
-                    at=workflow.now(),
-                )
-            ]
+        self.negotiation.review(
+            Review(
+                kind="legal",
+                terms_version=offer.version,
+                passed=not found.counsel_must_sign,
+                required_role=Role.LEGAL if found.counsel_must_sign else None,
+                risk_score=found.risk_score,
+                findings=found.findings,
+                at=workflow.now(),
+            )
         )
         return found
 
     async def _finance(self, offer: Offer) -> FinanceFindings:
         found = await self.review_finance(offer, f"finance approval of version {offer.version}")
-        await self.report(
-            reviews=[
-                Review(
-                    kind="finance",
-                    terms_version=offer.version,
-                    passed=found.approved,
-                    required_role=found.required_role,
-                    required_authority=found.required_authority,
-                    findings=found.findings,
-                    at=workflow.now(),
-                )
-            ]
+        self.negotiation.review(
+            Review(
+                kind="finance",
+                terms_version=offer.version,
+                passed=found.approved,
+                required_role=found.required_role,
+                required_authority=found.required_authority,
+                findings=found.findings,
+                at=workflow.now(),
+            )
         )
         return found
 
@@ -284,23 +279,15 @@ class DevelopmentMovement(MovementPlayer):
         self.state.agreed = offer
         self.state.committed_at = workflow.now()
         self.state.outcome_reason = reason
+        self.note(f"agreed on version {offer.version}: {reason}")
         if offer.party == Party.THEM:
             await self.send_to_counterparty(offer, "We accept your terms")
-        await self.report(timeline=[f"agreed on version {offer.version}: {reason}"])
 
     async def _counter(self, terms: Terms, reason: str) -> None:
         offer = self.new_offer(Party.US, terms, reason)
-        report = {
-            "offers": [offer],
-            "timeline": [f"counteroffer version {offer.version} sent: {reason}"],
-        }
-        if workflow.patched(BATCHED_REPORTS):
-            # Reported as it goes out, so the report and the offer travel in one task.
-            await self.report(**report, **self.hand_over())
-            await self.send_to_counterparty(offer, "Our counteroffer")
-            return
+        self.note(f"counteroffer version {offer.version} sent: {reason}")
+        self.hand_over()
         await self.send_to_counterparty(offer, "Our counteroffer")
-        await self.report(**report, **self.hand_over())
 
     async def _walk_away(self, reason: str) -> None:
         req = self.state.request
@@ -312,7 +299,7 @@ class DevelopmentMovement(MovementPlayer):
             f"We end negotiation {req.negotiation_id}: {reason}.\n",
         )
         self.state.close(Outcome.WALKED_AWAY, reason)
-        await self.report(timeline=[f"walked away: {reason}"])
+        self.note(f"walked away: {reason}")
 
     async def _keep_in_touch(self, previous: Offer | None, their: Offer) -> None:
         """After rounds without a concession from them, propose a check-in (a recorded touchpoint)."""
@@ -332,9 +319,10 @@ class DevelopmentMovement(MovementPlayer):
             f"Negotiation {req.negotiation_id}: {reason}. We propose a call to understand "
             "what matters most to you.\n",
         )
-        await self.report(
-            touchpoints=[Touchpoint(at=workflow.now(), round=self.state.round, reason=reason)],
-            timeline=[f"check-in proposed to the counterparty: {reason}"],
+        self.negotiation.touch(
+            Touchpoint(at=workflow.now(), round=self.state.round, reason=reason),
+            f"check-in proposed to the counterparty: {reason}",
+            workflow.now(),
         )
 
     # --- long negotiations -------------------------------------------------------------------
@@ -346,8 +334,9 @@ class DevelopmentMovement(MovementPlayer):
             or info.get_current_history_length() > self.state.history_budget
         )
 
-    async def _continue_as_new(self) -> None:
+    async def _to_be_continued(self) -> ScoreState:
+        """Hand the whole state back between two rounds, to go on in a fresh run (the
+        negotiation may continue-as-new first). Messages taken meanwhile go with it."""
         await workflow.wait_condition(workflow.all_handlers_finished)
-        state = self.leftover()
-        state.continued += 1
-        workflow.continue_as_new(state)
+        self.state.to_be_continued = True
+        return self.handed_back()

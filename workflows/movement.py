@@ -1,8 +1,17 @@
-"""What every movement does the same way: receive messages, report, ask people, wait on the deadline.
+"""What every movement does the same way: take messages, ask people, keep the clocks.
 
-Each movement workflow subclasses :class:`MovementPlayer`. Its inbox holds messages forwarded by the
-negotiation until the movement is ready for them, so nothing that arrives early is lost; whatever
-is left when the movement ends goes back to the negotiation in the returned state.
+Each movement workflow subclasses :class:`MovementPlayer`. The movement that plays is where a
+message lands (clients address it by its derived id) and where it takes effect: its handlers hand
+every message to the :class:`~negotiation.aggregate.Negotiation` it holds, which takes it into the
+one inbox or records why not. The movement's ``status`` query is the negotiation's live status.
+
+Three rules a new step must keep:
+
+- wait with :meth:`MovementPlayer.until` / :meth:`MovementPlayer.until_or` (never a bare
+  ``wait_condition``): they see the deadline and tell the negotiation when its pending decisions
+  changed;
+- record what happened on the aggregate (``self.negotiation``), never in a field of your own;
+- send to people with :meth:`MovementPlayer.notify` (once per key, a failure noted, not raised).
 """
 
 from __future__ import annotations
@@ -12,30 +21,44 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.notifications import Notification, Notifier
     from activities.reviews import ReviewInput, finance_approval, legal_review
-    from activities.timeouts import NOTIFY, REVIEW
-    from negotiation.clock import DecisionClock, standing_approval
-    from negotiation.decisions import rejection_reason
+    from activities.timeouts import REVIEW
+    from negotiation.aggregate import (
+        COUNTERPARTY,
+        DECISION,
+        Negotiation,
+        Refusal,
+        ResponseReceipt,
+        counterparty_actions,
+    )
+    from negotiation.clock import (
+        DecisionClock,
+        checkpoint_cadence,
+        next_checkpoint,
+        standing_approval,
+    )
+    from negotiation.decisions import explain
     from negotiation.models import (
         MAX_KIND,
         CounterpartyAction,
         CounterpartyResponse,
         DecisionKind,
+        DecisionReceipt,
         DecisionRecord,
         DecisionRequest,
         Escalation,
+        HumanDecision,
         Movement,
-        RejectedMessage,
+        NegotiationStatus,
         Reminder,
         Role,
         RoleCard,
@@ -45,62 +68,21 @@ with workflow.unsafe.imports_passed_through():
     from negotiation.policy import Requirement
     from negotiation.reviews import FinanceFindings, LegalFindings
     from negotiation.terms import Offer, Party, Terms
+    from workflows import metrics
     from workflows.intake import message_id_of, read_one
+    from workflows.outbound import cause_of, describe, send_once
     from workflows.protocol import (
-        DELIVER_SIGNAL,
+        COUNTERPARTY_SIGNAL,
+        DECISION_SIGNAL,
         INTERNAL_SIGNALS,
-        REPORT_SIGNAL,
-        REPORTS_SIGNAL,
         Approval,
-        Envelope,
-        MovementReport,
-        MovementReports,
+        Forwarded,
+        MovementNews,
         ScoreState,
     )
-    from workflows.seal import (
-        SEALED_DELIVER,
-        SEALED_REPORTS,
-        open_sealed,
-        seal_message,
-    )
-
-#: Reports are gathered and sent once per wait (release 2); histories of release 1 sent each one.
-BATCHED_REPORTS = "batched-movement-reports"
-#: A wait whose time has already passed returns at once (release 3); before, it waited zero
-#: seconds, which from Python 3.12 on starts a timer.
-NO_ZERO_LENGTH_WAIT = "no-zero-length-wait"
+    from workflows.seal import SEALED_DELIVER, SEALED_REPORTS, open_sealed, seal_message
 
 ALL_VERDICTS = (Verdict.APPROVE, Verdict.REJECT, Verdict.REVISE)
-
-
-def _cause(err: ActivityError) -> str:
-    """The failure's type, for the record (never its message: it may quote data)."""
-    cause = err.cause
-    return getattr(cause, "type", None) or type(cause or err).__name__
-
-
-async def send_once(
-    negotiation_id: str, key: str, kind: str, to: Sequence[str], subject: str, body: str
-) -> str | None:
-    """Send a notification once, whatever retries happen; the failure's type when it could not.
-
-    A refused or long-undeliverable notification must never end a negotiation.
-    """
-    note = Notification(
-        idempotency_key=f"{negotiation_id}/{key}",
-        negotiation_id=negotiation_id,
-        kind=kind,
-        to=tuple(to),
-        subject=subject,
-        body=body,
-    )
-    try:
-        await workflow.execute_activity_method(
-            Notifier.send_notification, note, summary=f"notify: {kind}", **NOTIFY
-        )
-    except ActivityError as err:
-        return _cause(err)
-    return None
 
 
 class Expired(Exception):
@@ -117,241 +99,312 @@ class AskOutcome:
     decisions: list[DecisionRecord] = field(default_factory=list)
 
 
-def describe(terms: Terms, currency: str) -> str:
-    """Terms as lines of text, for notifications to people entitled to see them."""
-    clauses = ", ".join(terms.non_standard_clauses) or "none"
-    return "\n".join(
-        [
-            f"  Total contract value: {terms.total_contract_value} {currency}",
-            f"  Discount: {terms.discount_pct}%",
-            f"  Payment: {terms.payment_days} days",
-            f"  Term: {terms.term_months} months",
-            f"  Liability cap: {terms.liability_cap_multiple}x fees",
-            f"  Non-standard clauses: {clauses}",
-        ]
-    )
-
-
 class MovementPlayer:
     """Shared machinery of the four movement workflows."""
 
     movement: ClassVar[Movement]
+    #: Whether the rhythm's checkpoints go out while this movement plays (not in closure).
+    rhythm: ClassVar[bool] = True
 
     def __init__(self, state: ScoreState) -> None:
         self.state = state
-        self.inbox: list[Envelope] = list(state.inbox)
-        state.inbox = []
-        # Reports made since the movement last waited, sent together when it waits next.
-        self.unsent: list[MovementReport] = list(state.reports)
-        state.reports = []
-        self.sending = False
-        # A rejection made by a signal handler while the movement waits: its report goes out at
-        # once, so the status shows it now rather than when the movement next moves.
-        self.urgent = False
+        self.negotiation: Negotiation = state.negotiation
+        self.expired = False
+        # The pending decisions changed since the negotiation was last told (it shows them).
+        self.news_due = False
+        self._told: list[str] | None = None
+        self._telling = False
+        self._waiting_for = "starting"
+        self._alarm: asyncio.Task[None] | None = None
+
+    # --- messages in -------------------------------------------------------------------------
+
+    def _takes(self) -> frozenset[CounterpartyAction]:
+        return counterparty_actions(self.movement, self.state.agreed is not None)
 
     @workflow.signal(dynamic=True)
     def receive(self, name: str, args: Sequence[RawValue]) -> None:
-        """Every signal: a message the negotiation forwarded (sealed, unless this negotiation is
-        from before the seal), or anything else, which is recorded as rejected with the reason."""
+        """Every signal, whatever it holds: a client's message (taken or recorded as refused), a
+        message the negotiation forwarded (sealed), or anything else (recorded with the reason).
+        Never raised: a handler that raises fails the workflow task for ever."""
         kind = shorten(name, MAX_KIND)
         payload, unreadable = read_one(args)
+        now = workflow.now()
         if unreadable is not None:
-            self._refuse(None, kind, unreadable)
+            self.negotiation.reject(None, kind, unreadable, now)
+        elif name == COUNTERPARTY_SIGNAL:
+            self._counterparty(payload, now)
+        elif name == DECISION_SIGNAL:
+            self._decision(payload, now)
         elif name == SEALED_DELIVER and self.state.seal is not None:
-            self._take_sealed(payload)
-        elif name == DELIVER_SIGNAL and self.state.seal is None:
-            try:  # a negotiation from before the seal forwards plain envelopes
-                self.inbox.append(Envelope.model_validate(payload))
-            except ValidationError:
-                workflow.logger.warning("unreadable envelope from an unsealed negotiation")
+            self._forwarded(payload)
         elif name in INTERNAL_SIGNALS:
-            self._refuse(
+            self.negotiation.reject(
                 message_id_of(payload),
                 kind,
                 f"internal signal {kind!r} refused: a movement takes only what its negotiation "
                 "seals for it",
+                now,
             )
         else:
-            self._refuse(
-                message_id_of(payload),
-                kind,
-                f"unknown signal {kind!r}: a movement takes messages only from its negotiation",
+            self.negotiation.reject(
+                message_id_of(payload), kind, f"unknown signal {kind!r}: nothing takes it", now
             )
+        self._changed()
 
-    def _take_sealed(self, payload: object) -> None:
+    def _counterparty(self, payload: Any, now: datetime) -> None:
+        try:
+            response = CounterpartyResponse.model_validate(payload)
+        except ValidationError as err:
+            self.negotiation.reject(
+                message_id_of(payload), COUNTERPARTY, f"malformed: {explain(err)}", now
+            )
+            return
+        self.negotiation.take_counterparty_response(response, self._takes(), now)
+
+    def _decision(self, payload: Any, now: datetime) -> None:
+        try:
+            decision = HumanDecision.model_validate(payload)
+        except ValidationError as err:
+            self.negotiation.reject(
+                message_id_of(payload), DECISION, f"malformed: {explain(err)}", now
+            )
+            return
+        self._take_decision(decision, now)
+
+    def _take_decision(self, decision: HumanDecision, now: datetime) -> DecisionReceipt | str:
+        asked = self.negotiation.pending.get(decision.request_id)
+        taken = self.negotiation.take_decision(decision, self.state.request, now)
+        if asked is not None and isinstance(taken, DecisionReceipt):
+            metrics.decision_waited(now - asked.created_at, asked.role.value, asked.kind.value)
+        return taken
+
+    def _forwarded(self, payload: object) -> None:
         context = self.state.seal
         assert context is not None
         scope = context.scope_for(self.movement.value, "down")
-        opened = open_sealed(context, SEALED_DELIVER, scope, payload, context.delivered, Envelope)
+        opened = open_sealed(context, SEALED_DELIVER, scope, payload, context.delivered, Forwarded)
         if isinstance(opened, str):
-            self._refuse(message_id_of(payload), SEALED_DELIVER, opened)
+            self.negotiation.reject(message_id_of(payload), SEALED_DELIVER, opened, workflow.now())
             return
-        envelope, context.delivered = opened
-        self.inbox.append(envelope)
-
-    def _refuse(self, message_id: str | None, kind: str, reason: str) -> None:
-        """Record a message refused by a signal handler; it is reported as soon as possible."""
-        self.unsent.append(
-            MovementReport(
-                movement=self.movement,
-                at=workflow.now(),
-                rejected=[
-                    RejectedMessage(
-                        message_id=message_id, kind=kind, reason=reason, at=workflow.now()
-                    )
-                ],
+        message, context.delivered = opened
+        if message.rejected is not None:
+            self.negotiation.record_rejection(message.rejected)
+        elif message.counterparty is not None:
+            self.negotiation.take_counterparty_response(
+                message.counterparty, self._takes(), message.received_at
             )
+        elif message.decision is not None:
+            # Authority as of when the negotiation received it (a delegation may end meanwhile).
+            self._take_decision(message.decision, message.received_at)
+
+    @workflow.update(name="respond")
+    def respond(self, response: CounterpartyResponse) -> ResponseReceipt:
+        """A counterparty response, answered at once: taken in sequence, or why not."""
+        taken = self.negotiation.take_counterparty_response(response, self._takes(), workflow.now())
+        self._changed()
+        if isinstance(taken, Refusal):  # the validator let it through: the state moved meanwhile
+            raise ApplicationError(taken.reason, type=taken.code.value, non_retryable=True)
+        return taken
+
+    @respond.validator
+    def _validate_respond(self, response: CounterpartyResponse) -> None:
+        refusal = self.negotiation.counterparty_refusal(response, self._takes())
+        if refusal is not None:
+            raise ApplicationError(refusal.reason, type=refusal.code.value, non_retryable=True)
+
+    @workflow.update(name="decide")
+    def decide(self, decision: HumanDecision) -> DecisionReceipt:
+        """A person's decision, answered with its receipt once it is recorded."""
+        taken = self._take_decision(decision, workflow.now())
+        self._changed()
+        if isinstance(taken, str):
+            raise ApplicationError(taken, type="DecisionRejected", non_retryable=True)
+        return taken
+
+    @decide.validator
+    def _validate_decide(self, decision: HumanDecision) -> None:
+        reason = self.negotiation.decision_refusal(decision, self.state.request, workflow.now())
+        if reason is not None:
+            raise ValueError(reason)
+
+    @workflow.query
+    def status(self) -> NegotiationStatus:
+        """The negotiation's live status (this movement holds it while it plays)."""
+        return self.negotiation.status
+
+    def _changed(self) -> None:
+        if self.negotiation.pending_roles() != self._told and self.state.seal is not None:
+            self.news_due = True
+        self._details()
+
+    def _details(self) -> None:
+        workflow.set_current_details(
+            f"{self.negotiation.details()}\n\nWaiting for: {self._waiting_for}"
         )
-        self.urgent = True
 
-    def took(self, message_id: str) -> None:
-        """A forwarded message was acted on (used, or found a repeat): the negotiation no longer
-        counts it as held. Negotiations from before the seal did not track this."""
-        if self.state.seal is not None:
-            self.unsent.append(
-                MovementReport(
-                    movement=self.movement,
-                    at=workflow.now(),
-                    taken=[message_id],
-                    last_sequence=self.state.last_sequence,
-                )
-            )
-
-    def cancelled(self) -> ScoreState:
-        """The state to hand back when the negotiation cancels this movement: what it held goes
-        back, so the close can record it. Movements of negotiations from before the seal ended
-        cancelled, as they always did."""
-        if self.state.seal is None:
-            raise asyncio.CancelledError()
-        return self.leftover()
-
-    # --- reporting -------------------------------------------------------------------------
+    # --- telling the negotiation ------------------------------------------------------------
 
     @property
     def negotiation_id(self) -> str:
         return self.state.request.negotiation_id
 
-    async def report(self, **parts: object) -> None:
-        """Tell the negotiation what just happened, so its status stays whole.
-
-        The report goes out with the others when the movement next waits (see :meth:`send_reports`):
-        until then nothing outside could have changed, so the status misses nothing it could act on.
-        """
-        report = MovementReport(
+    async def tell(self) -> None:
+        """Tell the negotiation its pending decisions changed (it shows them to operators and
+        the inbox finds them by them); one message at a time, sealed."""
+        if self._telling:
+            await workflow.wait_condition(lambda: not self._telling)
+        context = self.state.seal
+        if not self.news_due or context is None:
+            return
+        self.news_due = False
+        self._told = self.negotiation.pending_roles()
+        news = MovementNews(
             movement=self.movement,
             round=self.state.round,
-            at=workflow.now(),
-            **parts,  # type: ignore[arg-type]
+            playbook=self.state.playbook,
+            pending=self.negotiation.status.pending_decisions,
+            details=self.negotiation.details(),
         )
-        if workflow.patched(BATCHED_REPORTS):
-            self.unsent.append(report)
-            return
-        report.at = None  # release 1 sent no time: the negotiation used its own clock
-        await workflow.get_external_workflow_handle(self.negotiation_id).signal(
-            REPORT_SIGNAL, report
+        context.reported += 1
+        scope = context.scope_for(self.movement.value, "up")
+        sealed = seal_message(
+            context, SEALED_REPORTS, scope, context.reported, news.model_dump_json()
         )
-
-    async def send_reports(self) -> None:
-        """Send the reports gathered since the last wait, in one signal."""
-        if self.sending:  # one batch at a time, so the negotiation folds them in order
-            await workflow.wait_condition(lambda: not self.sending)
-        if not self.unsent:
-            return
-        batch, self.unsent = MovementReports(reports=self.unsent), []
-        self.sending = True
-        parent = workflow.get_external_workflow_handle(self.negotiation_id)
+        self._telling = True
         try:
-            context = self.state.seal
-            if context is None:
-                await parent.signal(REPORTS_SIGNAL, batch)
-                return
-            context.reported += 1
-            scope = context.scope_for(self.movement.value, "up")
-            sealed = seal_message(
-                context, SEALED_REPORTS, scope, context.reported, batch.model_dump_json()
+            await workflow.get_external_workflow_handle(self.negotiation_id).signal(
+                SEALED_REPORTS, sealed
             )
-            await parent.signal(SEALED_REPORTS, sealed)
         finally:
-            self.sending = False
+            self._telling = False
 
-    async def reject(self, message_id: str | None, kind: str, reason: str) -> None:
-        """Record a message that cannot be used, with the reason."""
-        await self.report(
-            rejected=[
-                RejectedMessage(message_id=message_id, kind=kind, reason=reason, at=workflow.now())
-            ]
-        )
+    def note(self, text: str) -> None:
+        """A plain sentence on the timeline (no deal terms)."""
+        self.negotiation.note(text, workflow.now())
+        self._details()
 
-    def leftover(self) -> ScoreState:
-        """The state to hand back: unprocessed messages and unsent reports return to the negotiation."""
-        self.state.inbox = self.inbox
-        self.state.reports, self.unsent = self.unsent, []
+    def handed_back(self) -> ScoreState:
+        """The state to hand back to the negotiation, the aggregate and its inbox with it."""
         return self.state
 
-    # --- time -------------------------------------------------------------------------------
+    def cancelled(self) -> ScoreState:
+        """The state to hand back when the negotiation cancels this movement: what it holds goes
+        back, so the close can record it."""
+        return self.handed_back()
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def start_clock(self) -> None:
+        """One timer for every clock of the movement: the deadline, the counterparty's reminder
+        and the rhythm's next checkpoint. It is re-armed only when a clock moves earlier, so a
+        round that hands the ball over costs no timer."""
+        if self.state.last_checkpoint is None:
+            self.state.last_checkpoint = workflow.now()
+        self._alarm = asyncio.create_task(self._keep_time())
+
+    def _next_alarm(self) -> tuple[datetime, str]:
+        deadline = self.state.request.mandate.deadline
+        due = [(deadline, "the deadline")]
+        since = self.negotiation.counterparty_since
+        policy = self.state.policy
+        if policy is not None and since is not None and self.state.counterparty_reminded != since:
+            due.append((since + timedelta(days=policy.counterparty_reminder_days), "reminder"))
+        if self.rhythm and policy is not None and self.state.last_checkpoint is not None:
+            every, working_days = checkpoint_cadence(self.state.request, policy)
+            due.append(
+                (next_checkpoint(self.state.last_checkpoint, every, working_days), "checkpoint")
+            )
+        return min(due)
+
+    async def _keep_time(self) -> None:
+        while not self.expired:
+            due, what = self._next_alarm()
+            remaining = due - workflow.now()
+            if remaining > timedelta(0) and await self._rearmed(due, remaining, what):
+                continue  # a clock moved earlier
+            await self._ring()
+
+    async def _rearmed(self, due: datetime, remaining: timedelta, what: str) -> bool:
+        """Sleep until ``due``; True when a clock moved earlier meanwhile (the timer is then
+        cancelled and set anew)."""
+        try:
+            await workflow.wait_condition(
+                lambda: self._next_alarm()[0] < due,
+                timeout=remaining,
+                timeout_summary=f"{what} at {due:%Y-%m-%d %H:%M} UTC",
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _ring(self) -> None:
+        """Whatever is due now: the deadline, a reminder to a silent counterparty, a checkpoint."""
+        now = workflow.now()
+        if now >= self.state.request.mandate.deadline:
+            self.expired = True
+            return
+        since = self.negotiation.counterparty_since
+        policy = self.state.policy
+        if (
+            policy is not None
+            and since is not None
+            and self.state.counterparty_reminded != since
+            and now >= since + timedelta(days=policy.counterparty_reminder_days)
+        ):
+            await self._remind_counterparty(since)
+        if self.rhythm and policy is not None and self.state.last_checkpoint is not None:
+            every, working_days = checkpoint_cadence(self.state.request, policy)
+            at = next_checkpoint(self.state.last_checkpoint, every, working_days)
+            if now >= at:
+                await self._checkpoint(self.state.last_checkpoint)
+                self.state.last_checkpoint = at
 
     async def until(self, ready: Callable[[], bool], summary: str) -> None:
         """Wait for ``ready``, but never past the negotiation's deadline."""
-        if ready():
-            return
-        remaining = self.state.request.mandate.deadline - workflow.now()
-        if remaining <= timedelta(0):
-            raise Expired()
-        await self.send_reports()
-        if ready():  # a message may have arrived while the reports went out
-            return
-        try:
-            await self._wait(ready, remaining, summary)
-        except TimeoutError:
-            raise Expired() from None
-
-    async def _wait(self, ready: Callable[[], bool], timeout: timedelta, summary: str) -> None:
-        """``wait_condition`` that sends, on the way, the reports of messages refused meanwhile
-        (``urgent`` is set only in sealed negotiations, so older histories wait as they did)."""
-        end = workflow.now() + timeout
-        while True:
-            await workflow.wait_condition(
-                lambda: ready() or self.urgent,
-                timeout=max(end - workflow.now(), timedelta(0)),
-                timeout_summary=summary,
-            )
-            if ready():
-                return
-            self.urgent = False
-            await self.send_reports()
-            if ready():
-                return
+        self._waiting_for = summary
+        while not ready():
+            if self.expired:
+                raise Expired()
+            if self.news_due:
+                await self.tell()
+                continue
+            self._details()
+            await workflow.wait_condition(lambda: ready() or self.expired or self.news_due)
 
     async def until_or(self, ready: Callable[[], bool], at: datetime, summary: str) -> bool:
         """Wait for ``ready`` until ``at``: True when ready, False when ``at`` came first.
 
         The deadline still wins over both.
         """
-        if ready():
-            return True
-        deadline = self.state.request.mandate.deadline
-        if at >= deadline:
+        if at >= self.state.request.mandate.deadline:
             await self.until(ready, summary)
             return True
-        await self.send_reports()
-        if ready():
-            return True
-        remaining = at - workflow.now()
-        if remaining <= timedelta(0) and workflow.patched(NO_ZERO_LENGTH_WAIT):
-            # Already past (a worker was down when it fell due). No zero-length wait: from
-            # Python 3.12, asyncio.wait_for starts a timer for it, which 3.11 never did. Runs
-            # recorded before this change keep their wait (and, on 3.12, its timer) on replay.
-            return False
-        try:
-            await self._wait(ready, max(remaining, timedelta(0)), summary)
-        except TimeoutError:
-            return False
+        self._waiting_for = summary
+        while not ready():
+            if self.expired:
+                raise Expired()
+            if self.news_due:
+                await self.tell()
+                continue
+            remaining = at - workflow.now()
+            if remaining <= timedelta(0):
+                return False
+            self._details()
+            try:
+                await workflow.wait_condition(
+                    lambda: ready() or self.expired or self.news_due,
+                    timeout=remaining,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                return ready()
         return True
 
-    # --- offers -----------------------------------------------------------------------------
+    # --- offers ---------------------------------------------------------------------------
 
     def new_offer(self, party: Party, terms: Terms, note: str = "") -> Offer:
-        """Number the next version of the terms."""
+        """Number the next version of the terms; the status shows it at once."""
         offer = Offer(
             version=self.state.next_version,
             party=party,
@@ -365,26 +418,18 @@ class MovementPlayer:
             self.state.our_offer = offer
         else:
             self.state.their_offer = offer
+        self.negotiation.offer(offer, self.state.round)
         return offer
 
     async def notify(self, key: str, kind: str, to: Sequence[str], subject: str, body: str) -> None:
-        """Send a notification once; a failure is reported on the timeline, not raised.
-
-        The reports gathered so far go out meanwhile: one task of this workflow serves both.
-        """
-        failure, _ = await asyncio.gather(
-            send_once(self.negotiation_id, key, kind, to, subject, body), self.send_reports()
-        )
+        """Send a notification once; a failure is noted on the timeline, not raised."""
+        failure = await send_once(self.negotiation_id, key, kind, to, subject, body)
         if failure is not None:
-            await self.report(timeline=[f"{kind} notification could not be delivered ({failure})"])
+            self.note(f"{kind} notification could not be delivered ({failure})")
 
-    def hand_over(self) -> dict[str, object]:
-        """The ball is with the counterparty from now: their clock runs, ours stops.
-
-        Returns the report part that tells the negotiation so.
-        """
-        self.state.counterparty_since = workflow.now()
-        return {"awaiting_counterparty": True}
+    def hand_over(self) -> None:
+        """The ball is with the counterparty from now: their clock runs, ours stops."""
+        self.negotiation.hand_over(workflow.now())
 
     async def send_to_counterparty(self, offer: Offer, headline: str) -> None:
         """Send an offer (ours or an acceptance of theirs) to the counterparty."""
@@ -398,6 +443,58 @@ class MovementPlayer:
             [req.counterparty.email],
             f"{headline} (version {offer.version})",
             body,
+        )
+
+    async def _remind_counterparty(self, since: datetime) -> None:
+        req = self.state.request
+        policy = self.state.policy
+        assert policy is not None
+        self.state.counterparty_reminded = since
+        await self.notify(
+            f"counterparty-reminder/{since.isoformat()}",
+            "reminder",
+            [req.counterparty.email],
+            "A gentle reminder",
+            f"We are waiting for your answer in negotiation {req.negotiation_id}.\n",
+        )
+        self.negotiation.remind(
+            Reminder(at=workflow.now(), to="counterparty"),
+            f"counterparty reminded after {policy.counterparty_reminder_days:g} days of silence",
+            workflow.now(),
+        )
+
+    async def _checkpoint(self, since: datetime) -> None:
+        number = self.negotiation.checkpoint(workflow.now())
+        req = self.state.request
+        await self.notify(
+            f"checkpoint/{number}",
+            "checkpoint",
+            [p.email for p in req.participants],
+            f"Checkpoint {number}: {req.counterparty.name}",
+            self._digest(since),
+        )
+        self.note(f"checkpoint {number} sent")
+
+    def _digest(self, since: datetime) -> str:
+        status = self.negotiation.status
+        changes = [
+            f"  - {e.text}"
+            for e in status.timeline
+            if e.at > since and not e.text.startswith("checkpoint ")
+        ] or ["  - nothing new"]
+        pending = [
+            f"  - {p.role.value}: {p.kind.value} ({p.request_id}), due {p.due_at}"
+            for p in status.pending_decisions
+        ] or ["  - none"]
+        return "\n".join(
+            [
+                f"Negotiation {status.negotiation_id} with {status.counterparty}",
+                f"Movement: {status.movement.value}, round {status.round}",
+                "Waiting for decisions:",
+                *pending,
+                f"Since the last checkpoint ({since:%Y-%m-%d %H:%M} UTC):",
+                *changes,
+            ]
         )
 
     # --- reviews ----------------------------------------------------------------------------
@@ -414,14 +511,13 @@ class MovementPlayer:
 
     async def review_legal(self, offer: Offer, summary: str) -> LegalFindings:
         """Legal review; when it cannot run, counsel decides in person."""
-        await self.send_reports()  # a review may take long: the status shows what it is about
         try:
             found: LegalFindings = await workflow.execute_activity(
                 legal_review, self._review_input(offer), summary=summary, **REVIEW
             )
         except ActivityError as err:
             return LegalFindings(
-                findings=(f"legal review could not run ({_cause(err)}): counsel decides",),
+                findings=(f"legal review could not run ({cause_of(err)}): counsel decides",),
                 risk_score=50,
                 counsel_must_sign=True,
                 unacceptable=False,
@@ -430,7 +526,6 @@ class MovementPlayer:
 
     async def review_finance(self, offer: Offer, summary: str) -> FinanceFindings:
         """Finance approval; when it cannot run, finance approves in person."""
-        await self.send_reports()
         try:
             found: FinanceFindings = await workflow.execute_activity(
                 finance_approval, self._review_input(offer), summary=summary, **REVIEW
@@ -441,77 +536,32 @@ class MovementPlayer:
                 required_role=Role.FINANCE,
                 required_authority=offer.terms.total_contract_value,
                 payment_cost=Decimal(0),
-                findings=(f"finance approval could not run ({_cause(err)}): finance decides",),
+                findings=(f"finance approval could not run ({cause_of(err)}): finance decides",),
             )
         return found
 
     # --- counterparty -----------------------------------------------------------------------
 
-    def _has_counterparty(self) -> bool:
-        return any(e.counterparty is not None for e in self.inbox)
-
     async def next_response(
-        self, allowed: set[CounterpartyAction], waiting_for: str
+        self, allowed: frozenset[CounterpartyAction], waiting_for: str
     ) -> CounterpartyResponse:
-        """The counterparty's next usable message; stale or out-of-place ones are rejected with a reason."""
+        """The counterparty's next usable message. The negotiation took it in sequence and
+        de-duplicated; one that this step cannot use is recorded with the reason."""
         while True:
-            await self._wait_for_counterparty(waiting_for)
-            envelope = next(e for e in self.inbox if e.counterparty is not None)
-            self.inbox.remove(envelope)
-            response = envelope.counterparty
+            await self.until(self.negotiation.has_counterparty, f"the counterparty: {waiting_for}")
+            response = self.negotiation.next_counterparty()
             assert response is not None
-            if response.message_id in self.state.processed_ids:
-                self.took(response.message_id)
-                continue
-            if response.sequence <= self.state.last_sequence:
-                await self.reject(
-                    response.message_id,
-                    "counterparty_response",
-                    f"stale: sequence {response.sequence} is not after {self.state.last_sequence}",
-                )
-                continue
             if response.action not in allowed:
                 choices = ", ".join(sorted(a.value for a in allowed))
-                await self.reject(
+                self.negotiation.reject(
                     response.message_id,
-                    "counterparty_response",
-                    f"'{response.action.value}' is not possible in the {self.movement.value} movement "
-                    f"(expected one of: {choices})",
+                    COUNTERPARTY,
+                    f"'{response.action.value}' is not possible in the {self.movement.value} "
+                    f"movement (expected one of: {choices})",
+                    workflow.now(),
                 )
                 continue
-            self.state.last_sequence = response.sequence
-            self.state.processed_ids.append(response.message_id)
-            self.took(response.message_id)
             return response
-
-    async def _wait_for_counterparty(self, waiting_for: str) -> None:
-        """Wait for the counterparty; remind them once if they stay silent for the policy's days."""
-        summary = f"waiting for the counterparty: {waiting_for}"
-        since = self.state.counterparty_since
-        policy = self.state.policy
-        if since is None or policy is None or self.state.counterparty_reminded == since:
-            await self.until(self._has_counterparty, summary)
-            return
-        remind_at = since + timedelta(days=policy.counterparty_reminder_days)
-        if await self.until_or(self._has_counterparty, remind_at, summary):
-            return
-        req = self.state.request
-        self.state.counterparty_reminded = since
-        await self.notify(
-            f"counterparty-reminder/{since.isoformat()}",
-            "reminder",
-            [req.counterparty.email],
-            "A gentle reminder",
-            f"We are waiting for your answer in negotiation {req.negotiation_id} "
-            f"({waiting_for}).\n",
-        )
-        await self.report(
-            reminders=[Reminder(at=workflow.now(), to="counterparty")],
-            timeline=[
-                f"counterparty reminded after {policy.counterparty_reminder_days:g} days of silence"
-            ],
-        )
-        await self.until(self._has_counterparty, summary)
 
     # --- people -----------------------------------------------------------------------------
 
@@ -522,6 +572,10 @@ class MovementPlayer:
             if p.role == need.role and p.authority_limit >= need.min_authority
         ]
 
+    def _request_id(self, kind: DecisionKind, role: Role) -> str:
+        self.state.asked += 1
+        return f"{self.movement.value[:3]}-{self.state.asked}-{kind.value}-{role.value}"
+
     def _new_request(
         self,
         need: Requirement,
@@ -530,14 +584,13 @@ class MovementPlayer:
         suggestion: Terms | None,
         verdicts: tuple[Verdict, ...],
     ) -> DecisionRequest:
-        self.state.asked += 1
         policy = self.state.policy
         hours = (
             policy.tier_for(offer.terms.total_contract_value).decision_due_hours if policy else 24
         )
         now = workflow.now()
         return DecisionRequest(
-            request_id=f"{self.movement.value[:3]}-{self.state.asked}-{kind.value}-{need.role.value}",
+            request_id=self._request_id(kind, need.role),
             kind=kind,
             role=need.role,
             required_authority=need.min_authority,
@@ -553,8 +606,6 @@ class MovementPlayer:
     async def _notify_approvers(
         self, requests: Sequence[DecisionRequest], offer: Offer, suffix: str = ""
     ) -> None:
-        # People may answer as soon as they read this: the negotiation must know the requests first.
-        await self.send_reports()
         req = self.state.request
         sends = []
         for dr in requests:
@@ -583,49 +634,7 @@ class MovementPlayer:
                     body,
                 )
             )
-        await asyncio.gather(*sends)
-
-    def _take_decision(self, open_ids: set[str]) -> Envelope | None:
-        for envelope in self.inbox:
-            if envelope.decision is not None and envelope.decision.request_id in open_ids:
-                self.inbox.remove(envelope)
-                return envelope
-        return None
-
-    def _not_authorised(self, envelope: Envelope, request: DecisionRequest) -> str | None:
-        """Authority is checked where the decision takes effect, against the role cards,
-        delegation and mandate, as of when the negotiation received it (and for the role the
-        request had then: it may have escalated since). Sealed negotiations only: older ones
-        trusted what their negotiation forwarded."""
-        decision = envelope.decision
-        if self.state.seal is None or decision is None:
-            return None
-        asked = request.model_copy(update={"role": envelope.role or request.role})
-        req = self.state.request
-        return rejection_reason(
-            decision, asked, None, req.participants, req.mandate, envelope.received_at
-        )
-
-    def _record(self, envelope: Envelope, request: DecisionRequest) -> DecisionRecord:
-        decision = envelope.decision
-        assert decision is not None
-        card = self.state.request.participant(decision.approver)
-        authority = envelope.approver_authority
-        if authority is None:  # forwarded by a negotiation from before delegation existed
-            authority = card.authority_limit if card else Decimal(0)
-        return DecisionRecord(
-            request_id=request.request_id,
-            kind=request.kind,
-            role=envelope.role or request.role,
-            approver=decision.approver,
-            approver_authority=authority,
-            verdict=decision.verdict,
-            terms_version=request.terms_version,
-            comment=decision.comment,
-            at=workflow.now(),
-            message_id=decision.message_id,
-            acting_for=envelope.acting_for,
-        )
+        await asyncio.gather(self.tell(), *sends)
 
     async def ask(
         self,
@@ -642,44 +651,35 @@ class MovementPlayer:
         the requests still open. An approval given on an earlier version stands when the change
         does not touch what it is about; every request is due, reminded and escalated on time.
         """
-        needs, taken = await self._carry_standing(needs, offer)
+        needs, taken = self._carry_standing(needs, offer)
         requests = [self._new_request(n, k, offer, suggestion, verdicts) for n, k in needs]
         batches = [requests] if together else [[r] for r in requests]
         for batch in batches:
-            await self.report(requested=batch)
+            self.negotiation.ask(batch, workflow.now())
+            self._changed()
             await self._notify_approvers(batch, offer)
             by_id = {r.request_id: r for r in batch}
             open_ids = set(by_id)
             reminded: set[str] = set()
             while open_ids:
                 await self._await_decision_on_the_clock(open_ids, by_id, reminded, offer)
-                envelope = self._take_decision(open_ids)
-                if envelope is None:
+                envelope = self.negotiation.next_decision(open_ids)
+                if envelope is None or envelope.record is None:
                     continue
-                if envelope.message_id in self.state.processed_ids:
-                    self.took(envelope.message_id)
-                    continue
-                decision = envelope.decision
-                assert decision is not None
-                self.state.processed_ids.append(decision.message_id)
-                self.took(decision.message_id)
-                refused = self._not_authorised(envelope, by_id[decision.request_id])
-                if refused is not None:
-                    await self.reject(decision.message_id, "human_decision", refused)
-                    continue
-                record = self._record(envelope, by_id[decision.request_id])
-                open_ids.discard(decision.request_id)
+                record = envelope.record
+                open_ids.discard(record.request_id)
                 taken.append(record)
                 if record.verdict == Verdict.APPROVE:
                     self.state.approvals.append(Approval(record=record, terms=offer.terms))
-                await self.report(decided=[record])
-                if record.verdict != Verdict.APPROVE:
-                    if open_ids:
-                        await self.report(withdrawn=sorted(open_ids))
-                    return AskOutcome(False, record, decision.revised_terms, taken)
+                    continue
+                if open_ids:
+                    self.negotiation.withdraw(sorted(open_ids), workflow.now())
+                    self._changed()
+                revised = envelope.decision.revised_terms if envelope.decision else None
+                return AskOutcome(False, record, revised, taken)
         return AskOutcome(True, decisions=taken)
 
-    async def _carry_standing(
+    def _carry_standing(
         self, needs: Sequence[tuple[Requirement, DecisionKind]], offer: Offer
     ) -> tuple[list[tuple[Requirement, DecisionKind]], list[DecisionRecord]]:
         """Approvals on earlier versions that still stand; the needs left to ask."""
@@ -702,10 +702,9 @@ class MovementPlayer:
             if stands is None or stands.approver_authority < need.min_authority:
                 left.append((need, kind))
                 continue
-            self.state.asked += 1
             record = stands.model_copy(
                 update={
-                    "request_id": f"{self.movement.value[:3]}-{self.state.asked}-{kind.value}-{need.role.value}",
+                    "request_id": self._request_id(kind, need.role),
                     "kind": kind,
                     "terms_version": offer.version,
                     "carried_from": stands.carried_from or stands.terms_version,
@@ -717,17 +716,12 @@ class MovementPlayer:
             self.state.approvals.append(Approval(record=record, terms=offer.terms))
             carried.append(record)
         if carried:
-            await self.report(
-                decided=carried,
-                timeline=[
+            self.negotiation.record_decided(carried, workflow.now())
+            for r in carried:
+                self.note(
                     f"{r.role.value} approval of version {r.carried_from} stands for version {offer.version}"
-                    for r in carried
-                ],
-            )
+                )
         return left, carried
-
-    def _decision_ready(self, ids: set[str]) -> bool:
-        return any(e.decision is not None and e.decision.request_id in ids for e in self.inbox)
 
     async def _await_decision_on_the_clock(
         self,
@@ -737,7 +731,8 @@ class MovementPlayer:
         offer: Offer,
     ) -> None:
         """Wait for a decision; remind at the due time, escalate at twice the due time."""
-        while not self._decision_ready(open_ids):
+        ready = lambda: self.negotiation.has_decision(open_ids)  # noqa: E731
+        while not ready():
             events: list[tuple[datetime, str, str]] = []
             for rid in sorted(open_ids):
                 r = by_id[rid]
@@ -750,12 +745,10 @@ class MovementPlayer:
                     events.append((clock.escalate_at, "escalate", rid))
             roles = ", ".join(sorted(by_id[i].role.value for i in open_ids))
             if not events:
-                await self.until(lambda: self._decision_ready(open_ids), f"waiting for {roles}")
+                await self.until(ready, f"a decision from {roles}")
                 return
             at, what, rid = min(events)
-            if await self.until_or(
-                lambda: self._decision_ready(open_ids), at, f"{what} {roles} at due time"
-            ):
+            if await self.until_or(ready, at, f"{what} {roles} at due time"):
                 return
             if what == "remind":
                 reminded.add(rid)
@@ -779,11 +772,10 @@ class MovementPlayer:
                 f"Decision {request.request_id} on version {offer.version} of negotiation "
                 f"{req.negotiation_id} was due at {request.due_at}. It escalates at twice that wait.\n",
             )
-        await self.report(
-            reminders=[
-                Reminder(at=workflow.now(), to=request.role.value, request_id=request.request_id)
-            ],
-            timeline=[f"{request.role.value} reminded: {request.request_id} is due"],
+        self.negotiation.remind(
+            Reminder(at=workflow.now(), to=request.role.value, request_id=request.request_id),
+            f"{request.role.value} reminded: {request.request_id} is due",
+            workflow.now(),
         )
 
     def _escalation_target(self, request: DecisionRequest) -> Role | None:
@@ -809,16 +801,15 @@ class MovementPlayer:
                 "reason": f"{request.reason}; escalated from {request.role.value}, no answer in time",
             }
         )
-        await self.report(
-            requested=[escalated],
-            escalations=[
-                Escalation(
-                    at=now, request_id=request.request_id, from_role=request.role, to_role=to_role
-                )
-            ],
-            timeline=[
-                f"{request.request_id} escalated from {request.role.value} to {to_role.value}"
-            ],
+        self.negotiation.escalate(
+            escalated,
+            Escalation(
+                at=now, request_id=request.request_id, from_role=request.role, to_role=to_role
+            ),
+            f"{request.request_id} escalated from {request.role.value} to {to_role.value}",
+            now,
         )
+        metrics.escalated(request.role.value, to_role.value)
+        self._changed()
         await self._notify_approvers([escalated], offer, suffix="/escalated")
         return escalated

@@ -7,20 +7,14 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from negotiation.aggregate import counterparty_actions
     from negotiation.models import CounterpartyAction, Movement, Outcome
     from negotiation.terms import Party
     from workflows.movement import Expired, MovementPlayer
-    from workflows.protocol import ScoreState
-
-_FIRST = {
-    CounterpartyAction.ACCEPT,
-    CounterpartyAction.COUNTER,
-    CounterpartyAction.REJECT,
-    CounterpartyAction.WITHDRAW,
-}
+    from workflows.protocol import MOVEMENT_TYPES, ScoreState
 
 
-@workflow.defn
+@workflow.defn(name=MOVEMENT_TYPES[Movement.OPENING])
 class OpeningMovement(MovementPlayer):
     """Sends the opening offer and waits for the first response, up to the deadline."""
 
@@ -32,6 +26,7 @@ class OpeningMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
+        self.start_clock()
         try:
             return await self._open()
         except asyncio.CancelledError:
@@ -40,14 +35,18 @@ class OpeningMovement(MovementPlayer):
     async def _open(self) -> ScoreState:
         offer = self.new_offer(Party.US, self.state.request.opening_terms, "opening offer")
         await self.send_to_counterparty(offer, "Our opening offer")
-        await self.report(offers=[offer], timeline=["opening offer sent"], **self.hand_over())
+        self.hand_over()
+        self.note("opening offer sent")
         try:
-            response = await self.next_response(_FIRST, "first response to the opening offer")
+            response = await self.next_response(
+                counterparty_actions(self.movement, agreed=False),
+                "first response to the opening offer",
+            )
         except Expired:
             self.state.close(
                 Outcome.EXPIRED, "no response to the opening offer before the deadline"
             )
-            return self.leftover()
+            return self.handed_back()
         if response.action == CounterpartyAction.ACCEPT:
             self.state.agreed = offer
             self.state.committed_at = workflow.now()
@@ -59,5 +58,5 @@ class OpeningMovement(MovementPlayer):
             self.state.close(Outcome.WITHDRAWN, "the counterparty withdrew")
         else:
             self.state.first_response = response
-        await self.report(timeline=[f"first response: {response.action.value}"])
-        return self.leftover()
+        self.note(f"first response: {response.action.value}")
+        return self.handed_back()

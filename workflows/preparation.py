@@ -12,10 +12,10 @@ with workflow.unsafe.imports_passed_through():
     from negotiation.models import Movement, RoleCard
     from negotiation.policy import select_playbook
     from workflows.movement import MovementPlayer
-    from workflows.protocol import ScoreState
+    from workflows.protocol import MOVEMENT_TYPES, ScoreState
 
 
-@workflow.defn
+@workflow.defn(name=MOVEMENT_TYPES[Movement.PREPARATION])
 class PreparationMovement(MovementPlayer):
     """Loads the policy, chooses the playbook and hands each participant their role card."""
 
@@ -38,20 +38,16 @@ class PreparationMovement(MovementPlayer):
         )
         self.state.policy = policy
         self.state.playbook = select_playbook(self.state.request, policy)
+        self.negotiation.choose(self.state.playbook)
         chosen = (
             "requested" if self.state.request.playbook else f"chosen by policy {policy.version}"
         )
-        await self.report(
-            playbook=self.state.playbook,
-            timeline=[f"playbook {self.state.playbook.value} ({chosen})"],
-        )
+        self.note(f"playbook {self.state.playbook.value} ({chosen})")
         await asyncio.gather(
             *(self._hand_role_card(card) for card in self.state.request.participants)
         )
-        await self.report(
-            timeline=[f"role cards sent to {len(self.state.request.participants)} participants"]
-        )
-        return self.leftover()
+        self.note(f"role cards sent to {len(self.state.request.participants)} participants")
+        return self.handed_back()
 
     async def _hand_role_card(self, card: RoleCard) -> None:
         req = self.state.request

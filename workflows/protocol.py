@@ -1,141 +1,103 @@
-"""What the negotiation workflow and its movements hand each other.
+"""What the negotiation workflow and its movements hand each other (the one-hop path).
 
-The negotiation (parent) is the only address clients know. It forwards messages to the movement
-that is playing as :class:`Envelope` signals, and each movement reports what it did back as a
-:class:`MovementReport` signal, so the parent's ``status`` is always whole. A movement takes the
-:class:`ScoreState` of the negotiation and returns it advanced.
+Clients address the movement that plays, by its derived id ``<negotiation id>/<movement>``
+(:func:`movement_id`). The negotiation starts each movement with the :class:`ScoreState`, whose
+:class:`~negotiation.aggregate.Negotiation` the movement then owns, and takes it back, advanced,
+when the movement returns. Two internal messages remain, both sealed (``workflows.seal``):
+
+- :class:`Forwarded`, down: a message that reached the negotiation itself while a movement played
+  (a caller that found no movement playing, and one started meanwhile);
+- :class:`MovementNews`, up: what operators see on the negotiation itself (its search attributes
+  and details) changed while a movement played: the pending decisions.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from negotiation.aggregate import Closing, Negotiation
 from negotiation.models import (
     CounterpartyResponse,
-    DecisionRecord,
-    DecisionRequest,
-    Escalation,
     HumanDecision,
     Movement,
     NegotiationRequest,
     Outcome,
+    PendingDecision,
     PlaybookName,
     RejectedMessage,
-    Reminder,
-    Review,
-    Role,
-    TimelineEvent,
-    Touchpoint,
 )
 from negotiation.policy import Policy, Requirement
 from negotiation.strategy import StrategyState
 from negotiation.terms import Offer, Terms
+from workflows.legacy.protocol import Approval
 from workflows.seal import SEALED_DELIVER, SEALED_REPORTS, SealContext
 
-#: Signal a movement received forwarded messages on, unsealed (negotiations started before
-#: the sealed channel; refused from anyone in those started since).
-DELIVER_SIGNAL = "deliver"
-#: Signal the negotiation received movement reports on, one at a time (movements of release 1).
-REPORT_SIGNAL = "movement_report"
-#: Signal the negotiation received batches of movement reports on, unsealed (release 2).
-REPORTS_SIGNAL = "movement_reports"
-#: Every internal signal name: from a client, each is recorded as rejected.
-INTERNAL_SIGNALS = frozenset(
-    {DELIVER_SIGNAL, REPORT_SIGNAL, REPORTS_SIGNAL, SEALED_DELIVER, SEALED_REPORTS}
-)
-#: Patch: the negotiation and its movements seal their internal messages (release 4).
-SEALED_CHANNEL = "sealed-internal-messages"
-#: Signals clients send the negotiation.
+#: Patch: this negotiation takes the one-hop path (release 5). Runs without it are release 4's,
+#: played by ``workflows.legacy``.
+ONE_HOP = "one-hop-messages"
+#: Signals and updates clients send (to the movement playing, or to the negotiation).
 COUNTERPARTY_SIGNAL = "counterparty_response"
 DECISION_SIGNAL = "human_decision"
+RESPOND_UPDATE = "respond"
+DECIDE_UPDATE = "decide"
+#: Every internal signal name, of either path: from a client, each is recorded as rejected.
+INTERNAL_SIGNALS = frozenset(
+    {"deliver", "movement_report", "movement_reports", SEALED_DELIVER, SEALED_REPORTS}
+)
+#: The error type an update on the negotiation answers while a movement plays: ask the movement.
+MOVEMENT_PLAYING = "MovementPlaying"
+#: The error type of an update the negotiation cannot take on its path (release 4 has no
+#: ``respond``): send the signal instead.
+NOT_ON_THIS_PATH = "NotOnThisPath"
+
+#: Workflow type names of the movements on this path (release 4's keep theirs: ``legacy``).
+MOVEMENT_TYPES = {
+    Movement.PREPARATION: "NegotiationPreparation",
+    Movement.OPENING: "NegotiationOpening",
+    Movement.DEVELOPMENT: "NegotiationDevelopment",
+    Movement.CLOSURE: "NegotiationClosure",
+}
 
 
-class Envelope(BaseModel):
-    """A validated message forwarded from the negotiation to the movement playing."""
+def movement_id(negotiation_id: str, movement: Movement) -> str:
+    """The workflow id of a negotiation's movement, derived: callers need only the negotiation id."""
+    return f"{negotiation_id}/{movement.value}"
+
+
+class Forwarded(BaseModel):
+    """A client message the negotiation took while a movement played, passed on to it."""
 
     counterparty: CounterpartyResponse | None = None
     decision: HumanDecision | None = None
+    rejected: RejectedMessage | None = Field(
+        default=None, description="A message the negotiation refused: the status records it."
+    )
     received_at: datetime = Field(description="When the negotiation received it.")
-    acting_for: str | None = Field(default=None, description="Delegator, when a delegate decided.")
-    approver_authority: Decimal | None = Field(
-        default=None, description="Authority the decision was taken with (the delegator's, if any)."
-    )
-    role: Role | None = Field(
-        default=None, description="The role the request had when the decision was accepted."
-    )
-
-    @property
-    def message_id(self) -> str:
-        """The id of the message inside."""
-        msg = self.counterparty or self.decision
-        assert msg is not None
-        return msg.message_id
 
 
-class MovementReport(BaseModel):
-    """What a movement did since its last report; the parent folds it into the status."""
+class MovementNews(BaseModel):
+    """What the negotiation shows operators, as the movement playing now has it."""
 
     movement: Movement
+    round: int
     playbook: PlaybookName | None = None
-    round: int | None = None
-    offers: list[Offer] = Field(default_factory=list)
-    requested: list[DecisionRequest] = Field(default_factory=list)
-    withdrawn: list[str] = Field(default_factory=list, description="Request ids no longer needed.")
-    decided: list[DecisionRecord] = Field(default_factory=list)
-    reviews: list[Review] = Field(default_factory=list)
-    rejected: list[RejectedMessage] = Field(default_factory=list)
-    timeline: list[str] = Field(default_factory=list, description="Plain sentences, no deal terms.")
-    reminders: list[Reminder] = Field(default_factory=list)
-    escalations: list[Escalation] = Field(default_factory=list)
-    touchpoints: list[Touchpoint] = Field(default_factory=list)
-    awaiting_counterparty: bool = Field(
-        default=False, description="We just handed the ball to the counterparty."
-    )
-    at: datetime | None = Field(
-        default=None,
-        description="When the movement made the report (batched reports arrive later).",
-    )
-    taken: list[str] = Field(
-        default_factory=list, description="Ids of forwarded messages the movement has acted on."
-    )
-    last_sequence: int | None = Field(
-        default=None, description="The counterparty's last sequence the movement took."
-    )
-
-
-class MovementReports(BaseModel):
-    """Reports a movement gathered since it last waited, sent in one signal, oldest first.
-
-    One signal per wait instead of one per step: each signal costs both workflows a task.
-    """
-
-    reports: list[MovementReport] = Field(default_factory=list)
-
-
-class Approval(BaseModel):
-    """An approval and the terms it was given on, so a later version can tell if it still stands."""
-
-    record: DecisionRecord
-    terms: Terms
+    pending: list[PendingDecision] = Field(default_factory=list)
+    details: str = Field(description="The movement's current details (markdown, no deal terms).")
 
 
 class ScoreState(BaseModel):
-    """The negotiation's state as it passes from movement to movement (and across continue-as-new)."""
+    """The negotiation as it passes from movement to movement (and across continue-as-new)."""
 
     request: NegotiationRequest
+    negotiation: Negotiation
     policy: Policy | None = None
     playbook: PlaybookName | None = None
     round: int = 0
     next_version: int = 1
     our_offer: Offer | None = None
     their_offer: Offer | None = None
-    last_sequence: int = 0
-    processed_ids: list[str] = Field(
-        default_factory=list, description="Message ids already acted on."
-    )
     first_response: CounterpartyResponse | None = Field(
         default=None, description="The opening's counteroffer, for development to answer."
     )
@@ -150,49 +112,56 @@ class ScoreState(BaseModel):
     closure_requirements: list[Requirement] = Field(default_factory=list)
     outcome: Outcome | None = None
     outcome_reason: str = ""
-    inbox: list[Envelope] = Field(
-        default_factory=list, description="Messages received, not yet acted on."
-    )
-    continued: int = Field(
-        default=0, description="Times the development movement continued-as-new."
-    )
     approvals: list[Approval] = Field(default_factory=list)
     stalled_rounds: int = Field(
         default=0, description="Their rounds in a row without a concession."
     )
-    counterparty_since: datetime | None = Field(
-        default=None, description="When we last handed the ball to the counterparty."
-    )
     counterparty_reminded: datetime | None = Field(
         default=None, description="The hand-over the counterparty was last reminded about."
     )
+    last_checkpoint: datetime | None = Field(
+        default=None, description="When the rhythm last sent (or started) its checkpoint."
+    )
+    runs: int = Field(default=0, description="Development runs so far (each one bounded).")
     history_budget: int = Field(
-        default=2_000, description="Events after which development continues-as-new with its state."
+        default=2_000, description="Events after which a development run hands back to start anew."
     )
-    reports: list[MovementReport] = Field(
-        default_factory=list,
-        description="Reports not yet sent when the movement ended or continued-as-new.",
+    to_be_continued: bool = Field(
+        default=False, description="Development handed back only to go on in a fresh run."
     )
-    seal: SealContext | None = Field(
-        default=None,
-        description="How this negotiation's internal messages are sealed; None in negotiations "
-        "started before the sealed channel (their movements take unsealed messages).",
-    )
+    seal: SealContext | None = None
 
     def close(self, outcome: Outcome, reason: str) -> None:
-        """End the negotiation with ``outcome``."""
+        """End the negotiation with ``outcome``: from now it takes nothing more."""
         self.outcome = outcome
         self.outcome_reason = reason
+        self.negotiation.conclude(outcome)
+
+    def closing(self) -> Closing:
+        """What the KPIs and compliance need from the play."""
+        return Closing(
+            policy=self.policy or Policy(),
+            rounds=self.round,
+            automated_responses=self.automated_responses,
+            committed_at=self.committed_at,
+            signed_at=self.signed_at,
+            closure_requirements=self.closure_requirements,
+        )
 
 
-# Re-exported so movement modules import their vocabulary from one place.
+class Carried(BaseModel):
+    """What a negotiation hands its next run when it continues-as-new (between two development
+    runs): the whole score, and the search attributes it has set."""
+
+    state: ScoreState
+    attributes: dict[str, object] = Field(default_factory=dict)
+
+
 __all__ = [
-    "DELIVER_SIGNAL",
-    "REPORTS_SIGNAL",
-    "REPORT_SIGNAL",
-    "Envelope",
-    "MovementReport",
-    "MovementReports",
+    "Approval",
+    "Carried",
+    "Forwarded",
+    "MovementNews",
     "ScoreState",
-    "TimelineEvent",
+    "Terms",
 ]

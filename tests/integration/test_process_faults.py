@@ -41,7 +41,7 @@ from workers.client import connect
 from workers.devserver import free_port
 from workers.settings import Settings
 from workflows import search_attributes as sa
-from workflows.movement import NO_ZERO_LENGTH_WAIT
+from workflows.legacy.movement import NO_ZERO_LENGTH_WAIT
 
 pytestmark = pytest.mark.integration
 

@@ -145,13 +145,17 @@ async def test_decide_rejects_an_approver_without_enough_authority(start):
 
 async def test_a_decision_is_taken_once_and_a_repeated_update_returns_the_first_receipt(start):
     n, pending = await _conductor_waiting_for_owner(start)
-    first = await n.decide(pending.request_id, "ana", "reject", message_id="hd-once")
-    again = await n.decide(pending.request_id, "ana", "reject", message_id="hd-once")
+    first = await n.decide(pending.request_id, "ana", "approve", message_id="hd-once")
+    again = await n.decide(pending.request_id, "ana", "approve", message_id="hd-once")
     assert again == first
+    # Closure waits for the signature, so this one meets an open negotiation: the request is
+    # decided, whichever movement holds it now.
     with pytest.raises(api.DecisionRejected, match="already decided"):
-        await n.decide(pending.request_id, "ana", "approve", message_id="hd-other")
+        await n.decide(pending.request_id, "ana", "reject", message_id="hd-other")
+    await n.until(lambda s: s.movement == Movement.CLOSURE)
+    await n.respond("sign")
     result = await n.result()
-    assert result.outcome == Outcome.WALKED_AWAY
+    assert result.outcome == Outcome.AGREED
     assert len([d for d in result.status.decisions if d.kind == DecisionKind.COUNTEROFFER]) == 1
 
 

@@ -1,0 +1,63 @@
+"""[Legacy path, release 4: marked for removal with workflows/legacy/] Opening: our standardised opening offer, and the counterparty's first response."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from negotiation.models import CounterpartyAction, Movement, Outcome
+    from negotiation.terms import Party
+    from workflows.legacy.movement import Expired, MovementPlayer
+    from workflows.legacy.protocol import ScoreState
+
+_FIRST = {
+    CounterpartyAction.ACCEPT,
+    CounterpartyAction.COUNTER,
+    CounterpartyAction.REJECT,
+    CounterpartyAction.WITHDRAW,
+}
+
+
+@workflow.defn(name="OpeningMovement")
+class LegacyOpeningMovement(MovementPlayer):
+    """Sends the opening offer and waits for the first response, up to the deadline."""
+
+    movement = Movement.OPENING
+
+    @workflow.init
+    def __init__(self, state: ScoreState) -> None:
+        super().__init__(state)
+
+    @workflow.run
+    async def run(self, state: ScoreState) -> ScoreState:
+        try:
+            return await self._open()
+        except asyncio.CancelledError:
+            return self.cancelled()
+
+    async def _open(self) -> ScoreState:
+        offer = self.new_offer(Party.US, self.state.request.opening_terms, "opening offer")
+        await self.send_to_counterparty(offer, "Our opening offer")
+        await self.report(offers=[offer], timeline=["opening offer sent"], **self.hand_over())
+        try:
+            response = await self.next_response(_FIRST, "first response to the opening offer")
+        except Expired:
+            self.state.close(
+                Outcome.EXPIRED, "no response to the opening offer before the deadline"
+            )
+            return self.leftover()
+        if response.action == CounterpartyAction.ACCEPT:
+            self.state.agreed = offer
+            self.state.committed_at = workflow.now()
+            # Agreed in principle; the outcome is set only once closure has signed it.
+            self.state.outcome_reason = "the counterparty accepted the opening offer"
+        elif response.action == CounterpartyAction.REJECT:
+            self.state.close(Outcome.REJECTED, "the counterparty rejected the opening offer")
+        elif response.action == CounterpartyAction.WITHDRAW:
+            self.state.close(Outcome.WITHDRAWN, "the counterparty withdrew")
+        else:
+            self.state.first_response = response
+        await self.report(timeline=[f"first response: {response.action.value}"])
+        return self.leftover()

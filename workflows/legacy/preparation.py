@@ -1,0 +1,69 @@
+"""[Legacy path, release 4: marked for removal with workflows/legacy/] Preparation: the policy, the playbook, and every participant's role card."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.policy_source import PolicySource
+    from activities.timeouts import POLICY
+    from negotiation.models import Movement, RoleCard
+    from negotiation.policy import select_playbook
+    from workflows.legacy.movement import MovementPlayer
+    from workflows.legacy.protocol import ScoreState
+
+
+@workflow.defn(name="PreparationMovement")
+class LegacyPreparationMovement(MovementPlayer):
+    """Loads the policy, chooses the playbook and hands each participant their role card."""
+
+    movement = Movement.PREPARATION
+
+    @workflow.init
+    def __init__(self, state: ScoreState) -> None:
+        super().__init__(state)
+
+    @workflow.run
+    async def run(self, state: ScoreState) -> ScoreState:
+        try:
+            return await self._prepare()
+        except asyncio.CancelledError:
+            return self.cancelled()
+
+    async def _prepare(self) -> ScoreState:
+        policy = await workflow.execute_activity_method(
+            PolicySource.load_policy, summary="load the negotiation policy", **POLICY
+        )
+        self.state.policy = policy
+        self.state.playbook = select_playbook(self.state.request, policy)
+        chosen = (
+            "requested" if self.state.request.playbook else f"chosen by policy {policy.version}"
+        )
+        await self.report(
+            playbook=self.state.playbook,
+            timeline=[f"playbook {self.state.playbook.value} ({chosen})"],
+        )
+        await asyncio.gather(
+            *(self._hand_role_card(card) for card in self.state.request.participants)
+        )
+        await self.report(
+            timeline=[f"role cards sent to {len(self.state.request.participants)} participants"]
+        )
+        return self.leftover()
+
+    async def _hand_role_card(self, card: RoleCard) -> None:
+        req = self.state.request
+        duties = "\n".join(f"  - {d}" for d in card.duties) or "  - none listed"
+        body = (
+            f"You take part in negotiation {req.negotiation_id} with {req.counterparty.name} "
+            f"({req.deal_type.value}) as {card.role.value}.\n"
+            f"Playbook: {self.state.playbook.value if self.state.playbook else 'n/a'}\n"
+            f"Your contribution: {card.contribution or 'n/a'}\n"
+            f"Your decision authority: up to {card.authority_limit} {req.currency}\n"
+            f"Your communication duties:\n{duties}\n"
+        )
+        await self.notify(
+            f"role-card/{card.name}", "role_card", [card.email], "Your role card", body
+        )
