@@ -152,7 +152,8 @@ async def test_a_decision_is_taken_once_and_a_repeated_update_returns_the_first_
     # decided, whichever movement holds it now.
     with pytest.raises(api.DecisionRejected, match="already decided"):
         await n.decide(pending.request_id, "ana", "reject", message_id="hd-other")
-    await n.until(lambda s: s.movement == Movement.CLOSURE)
+    signature = await n.pending("deal_owner")
+    await n.decide(signature.request_id, "ana")
     await n.respond("sign")
     result = await n.result()
     assert result.outcome == Outcome.AGREED
