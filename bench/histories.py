@@ -15,10 +15,10 @@ from negotiation.models import Movement
 Run = list[HistoryEvent]
 
 
-async def runs_of(client: Client, workflow_id: str) -> list[Run]:
-    """Every run of ``workflow_id``, latest first; ``[]`` when there is no such workflow."""
+async def runs_of(client: Client, workflow_id: str, run_id: str | None = None) -> list[Run]:
+    """Every run of ``workflow_id`` back from ``run_id`` (the latest when None), latest first,
+    following continue-as-new; ``[]`` when there is no such workflow."""
     runs: list[Run] = []
-    run_id: str | None = None
     while True:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         try:
@@ -63,35 +63,64 @@ class Tally:
 
 
 async def negotiation_runs(client: Client, negotiation_id: str) -> dict[str, list[Run]]:
-    """The runs of the negotiation workflow and of each movement it played, by name."""
-    found = {"negotiation": await runs_of(client, negotiation_id)}
+    """The runs of the negotiation workflow and of each movement it played, by name.
+
+    A movement may run more than once under its id (the one-hop path starts development anew
+    when its history grows long; release 4 continued it as new): every run is counted, each once.
+    """
+    parents = await runs_of(client, negotiation_id)
+    found = {"negotiation": parents}
+    started: dict[str, list[str]] = {}
+    for parent in reversed(parents):
+        for event in parent:
+            if event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+                execution = (
+                    event.child_workflow_execution_started_event_attributes.workflow_execution
+                )
+                started.setdefault(execution.workflow_id, []).append(execution.run_id)
     for movement in Movement:
-        runs = await runs_of(client, f"{negotiation_id}/{movement.value}")
+        workflow_id = f"{negotiation_id}/{movement.value}"
+        runs: dict[str, Run] = {}
+        for run_id in [None, *started.get(workflow_id, [])]:
+            for run in await runs_of(client, workflow_id, run_id):
+                runs.setdefault(_run_id(run), run)
         if runs:
-            found[movement.value] = runs
+            found[movement.value] = list(runs.values())
     return found
 
 
-def development_window(parent: Run, negotiation_id: str) -> Run:
-    """The parent's events from starting the development movement to its completion.
+def _run_id(run: Run) -> str:
+    """The run's own id, as its first event recorded it."""
+    return str(run[0].workflow_execution_started_event_attributes.original_execution_run_id)
 
-    What the parent spends on the rounds: the reports it folds in, the messages it forwards.
-    Empty when the negotiation played no development.
+
+def development_window(parents: list[Run], negotiation_id: str) -> Run:
+    """The parent's events (every run) from starting the development movement to its completion,
+    each time it was started.
+
+    What the parent spends on the rounds: the messages it forwards, the news it takes in, the
+    fresh development runs it starts. Empty when the negotiation played no development.
     """
     child = f"{negotiation_id}/{Movement.DEVELOPMENT.value}"
-    start = end = None
-    for index, event in enumerate(parent):
-        kind = event.event_type
-        if kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
-            if event.start_child_workflow_execution_initiated_event_attributes.workflow_id == child:
-                start = index
-        elif start is not None and end is None and kind in _CHILD_ENDS:
-            attributes = getattr(event, _CHILD_ENDS[kind])
-            if attributes.workflow_execution.workflow_id == child:
-                end = index
-    if start is None:
-        return []
-    return parent[start : (end + 1 if end is not None else len(parent))]
+    window: Run = []
+    for parent in reversed(parents):
+        start: int | None = None
+        for index, event in enumerate(parent):
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+                if (
+                    event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                    == child
+                ):
+                    start = index
+            elif start is not None and kind in _CHILD_ENDS:
+                attributes = getattr(event, _CHILD_ENDS[kind])
+                if attributes.workflow_execution.workflow_id == child:
+                    window += parent[start : index + 1]
+                    start = None
+        if start is not None:
+            window += parent[start:]
+    return window
 
 
 _CHILD_ENDS = {

@@ -111,7 +111,7 @@ async def measure_long(stage: Stage, options: LongOptions) -> LongResult:
     found = await negotiation_runs(client, negotiation_id)
     runs = _sizes(found)
     per_round = EventsPerRound.of(
-        [(negotiation_id, found["negotiation"][0], found.get("development", []))], options.rounds
+        [(negotiation_id, found["negotiation"], found.get("development", []))], options.rounds
     )
     largest = max(runs, key=lambda r: r.events)
     total = sum(r.events for r in runs)

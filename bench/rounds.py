@@ -28,17 +28,17 @@ class EventsPerRound(BaseModel):
     @classmethod
     def of(
         cls,
-        negotiations: list[tuple[str, list[HistoryEvent], list[list[HistoryEvent]]]],
+        negotiations: list[tuple[str, list[list[HistoryEvent]], list[list[HistoryEvent]]]],
         rounds: int,
     ) -> EventsPerRound:
-        """Per round, averaged over ``negotiations``: (id, parent's last run, development runs)."""
+        """Per round, averaged over ``negotiations``: (id, the parent's runs, development runs)."""
         development: list[Counter[str]] = []
         parent: list[Counter[str]] = []
-        for negotiation_id, parent_run, development_runs in negotiations:
+        for negotiation_id, parent_runs, development_runs in negotiations:
             child, window = Tally(), Tally()
             for run in development_runs:
                 child.add(run)
-            window.add(development_window(parent_run, negotiation_id))
+            window.add(development_window(parent_runs, negotiation_id))
             development.append(child.by_type)
             parent.append(window.by_type)
         dev, par = _mean(development, rounds), _mean(parent, rounds)

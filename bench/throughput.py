@@ -105,7 +105,7 @@ async def _count(client: Client, ids: list[str]) -> dict[str, object]:
             for run in runs:
                 tally.add(run)
             per_workflow.setdefault(name, []).append(tally)
-        played.append((nid, found["negotiation"][0], found.get("development", [])))
+        played.append((nid, found["negotiation"], found.get("development", [])))
     n = len(ids)
     events = {k: round(sum(t.events for t in v) / n, 1) for k, v in per_workflow.items()}
     tasks = {k: round(sum(t.workflow_tasks for t in v) / n, 1) for k, v in per_workflow.items()}

@@ -149,6 +149,10 @@ class Negotiation(BaseModel):
     seen: dict[str, str] = Field(
         default_factory=dict, description="Message id -> fingerprint of what it carried."
     )
+    refused: dict[str, str] = Field(
+        default_factory=dict,
+        description="Ids of the latest refused messages -> fingerprint (bounded like the list).",
+    )
     receipts: dict[str, DecisionReceipt] = Field(default_factory=dict)
     responses: dict[str, ResponseReceipt] = Field(default_factory=dict)
     pending: dict[str, DecisionRequest] = Field(default_factory=dict)
@@ -197,7 +201,7 @@ class Negotiation(BaseModel):
     # --- messages in ----------------------------------------------------------------------
 
     def _repeat_or_reuse(self, message: CounterpartyResponse | HumanDecision) -> Refusal | bool:
-        known = self.seen.get(message.message_id)
+        known = self.seen.get(message.message_id) or self.refused.get(message.message_id)
         if known is None:
             return False
         if known != fingerprint(message):
@@ -250,6 +254,7 @@ class Negotiation(BaseModel):
             return known  # a retry of what was taken
         if refusal is not None:
             if refusal.code != RefusalCode.NOT_ACCEPTED:
+                self._remember_refused(response)
                 self.reject(response.message_id, COUNTERPARTY, refusal.reason, now)
             return refusal
         self.seen[response.message_id] = fingerprint(response)
@@ -270,6 +275,13 @@ class Negotiation(BaseModel):
         self._forget_old_ids()
         self._refresh(now)
         return receipt
+
+    def _remember_refused(self, message: CounterpartyResponse | HumanDecision) -> None:
+        """A refused message's id, so that the same message sent again is told it was refused
+        (and another one under its id, that the id is taken); the latest ones only."""
+        self.refused.setdefault(message.message_id, fingerprint(message))
+        while len(self.refused) > MAX_REJECTED_LISTED:
+            del self.refused[next(iter(self.refused))]
 
     def _forget_old_ids(self) -> None:
         """Keep the ids of the latest responses only: the state travels to every movement and
@@ -313,6 +325,8 @@ class Negotiation(BaseModel):
             return known
         reason = self.decision_refusal(decision, request, now)
         if reason is not None:
+            if decision.message_id not in self.refused:
+                self._remember_refused(decision)
             self.reject(decision.message_id, DECISION, reason, now)
             return reason
         asked = self.pending.pop(decision.request_id)

@@ -185,6 +185,14 @@ class Policy(BaseModel):
     retrospective_days: int = Field(
         default=7, ge=0, description="How long participants have to answer the retrospective."
     )
+    history_budget: int = Field(
+        default=2_000,
+        ge=50,
+        le=10_000,
+        description="History events after which a development run hands back to go on in a fresh "
+        "run, and the negotiation continues-as-new (Temporal warns at 10,240). Lower it to see "
+        "long negotiations roll over sooner.",
+    )
     concerns: dict[Role, tuple[str, ...]] = Field(
         default={
             Role.LEGAL: ("liability_cap_multiple", "non_standard_clauses", "term_months"),

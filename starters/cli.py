@@ -157,8 +157,23 @@ async def _start(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _respond(args: argparse.Namespace, settings: Settings) -> int:
     response = _parse(CounterpartyResponse, _load(args.file), args.file)
-    await api.send_response(await connect(settings), args.negotiation_id, response)
-    print(f"response {response.message_id} delivered to {args.negotiation_id}")
+    client = await connect(settings)
+    if args.no_wait:
+        await api.send_response(client, args.negotiation_id, response)
+        print(f"response {response.message_id} delivered to {args.negotiation_id}")
+        return 0
+    try:
+        receipt = await api.respond(client, args.negotiation_id, response)
+    except api.ResponseRefused as err:
+        print(f"response refused ({err.code}): {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT if err.code == "malformed" else EXIT_REFUSED
+    if receipt.kept_for_later:
+        print(f"response {response.message_id} delivered to {args.negotiation_id}")
+    else:
+        print(
+            f"response {response.message_id} taken by {args.negotiation_id} "
+            f"(sequence {receipt.sequence})"
+        )
     return 0
 
 
@@ -352,9 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.set_defaults(run=_start)
 
-    p = sub.add_parser("respond", help="deliver a counterparty response from a file")
+    p = sub.add_parser(
+        "respond", help="deliver a counterparty response from a file (answers whether it was taken)"
+    )
     p.add_argument("negotiation_id")
     p.add_argument("file")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fire and forget (a signal): a refusal is recorded in the status instead",
+    )
     p.set_defaults(run=_respond)
 
     p = sub.add_parser("decide", help="answer a decision request (waits for the receipt)")

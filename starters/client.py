@@ -6,6 +6,7 @@ backend can tell a closed negotiation from an unknown one, and a refused decisio
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, TemporalError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from negotiation.aggregate import ResponseReceipt
+from negotiation.aggregate import ResponseReceipt, fingerprint
 from negotiation.models import (
     CounterpartyResponse,
     DecisionReceipt,
@@ -201,13 +202,17 @@ async def _refuse_if_ended(
 
 #: How often a message follows the negotiation to the movement playing before it is left with
 #: the negotiation itself (which keeps or forwards it): movements end and start meanwhile.
-_ATTEMPTS = 4
+_ATTEMPTS = 5
+#: The first wait (seconds, doubling) for the next movement to start when none plays.
+_BETWEEN = 0.02
 
 
 def playing_movement(desc: WorkflowExecutionDescription) -> str | None:
     """The workflow id of the movement the negotiation plays now (one-hop path), from the
     server's record of the negotiation (strongly consistent, no worker needed); None between
     movements and for negotiations of release 4, which take every message themselves."""
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        return None
     for child in desc.raw_description.pending_children:
         if child.workflow_type_name in _ONE_HOP_MOVEMENTS:
             return str(child.workflow_id)
@@ -218,18 +223,26 @@ _ONE_HOP_MOVEMENTS = frozenset(MOVEMENT_TYPES.values())
 
 
 async def _deliver_signal(
-    client: Client, negotiation_id: str, name: str, message: BaseModel
+    client: Client, negotiation_id: str, name: str, message: BaseModel, *, refuse_closed: bool
 ) -> None:
     """Signal the movement playing; if it ends meanwhile, look again; at last, the negotiation
-    itself, which takes it (between movements) or forwards it (to the one that started)."""
+    itself, which takes it (between movements), forwards it (to the one that started) or, once
+    it has an outcome, records why not."""
     parent = client.get_workflow_handle(negotiation_id)
     try:
-        for _ in range(_ATTEMPTS):
-            target = playing_movement(
-                await _refuse_if_ended(parent, negotiation_id, "it takes no more messages")
-            )
+        for attempt in range(_ATTEMPTS):
+            if refuse_closed:
+                desc = await _refuse_if_ended(parent, negotiation_id, "it takes no more messages")
+            else:
+                desc = await parent.describe()
+                if desc.typed_search_attributes.get(sa.OUTCOME):
+                    break  # the negotiation records it as refused
+            target = playing_movement(desc)
             if target is None:
-                break
+                # Between two movements (one task of the negotiation): the next is about to
+                # start. Going to it keeps this message behind none that follows it.
+                await asyncio.sleep(_BETWEEN * 2**attempt)
+                continue
             try:
                 await client.get_workflow_handle(target).signal(name, message)
                 return
@@ -250,12 +263,12 @@ async def send_response(
     Raises NegotiationClosed once the negotiation has an outcome, even while its workflow stays
     open for the retrospective (a response that races the outcome is recorded as rejected).
     """
-    await _deliver_signal(client, negotiation_id, COUNTERPARTY_SIGNAL, response)
+    await _deliver_signal(client, negotiation_id, COUNTERPARTY_SIGNAL, response, refuse_closed=True)
 
 
 async def send_decision(client: Client, negotiation_id: str, decision: HumanDecision) -> None:
     """Deliver a decision without waiting for an answer (a signal); refusals are recorded in the status."""
-    await _deliver_signal(client, negotiation_id, DECISION_SIGNAL, decision)
+    await _deliver_signal(client, negotiation_id, DECISION_SIGNAL, decision, refuse_closed=False)
 
 
 class ResponseRefused(NegotiationError):
@@ -271,6 +284,13 @@ class NegotiationBusy(NegotiationError):
     """The message kept meeting a movement that had just ended: nothing was taken; send it again."""
 
 
+def _update_id(message: CounterpartyResponse | HumanDecision) -> str:
+    """The update's id: the message id and what it carries. Temporal answers a repeated update
+    id with the first result without asking the workflow, so an id reused for other content must
+    reach the workflow, which refuses it; a true retry still gets the first receipt."""
+    return f"{message.message_id}#{fingerprint(message)[:16]}"
+
+
 async def _update_where_it_plays(
     client: Client,
     negotiation_id: str,
@@ -284,8 +304,8 @@ async def _update_where_it_plays(
     parent = client.get_workflow_handle(negotiation_id)
     for _ in range(_ATTEMPTS):
         try:
-            desc = await _refuse_if_ended(parent, negotiation_id, "it takes no more messages")
-            target = playing_movement(desc) or negotiation_id
+            # Once it has an outcome, the negotiation itself answers why not (closed).
+            target = playing_movement(await parent.describe()) or negotiation_id
             handle = client.get_workflow_handle(target)
             return await handle.execute_update(update, arg, id=update_id, result_type=result_type)
         except WorkflowUpdateFailedError as err:
@@ -315,7 +335,7 @@ async def respond(
     """
     try:
         receipt: ResponseReceipt = await _update_where_it_plays(
-            client, negotiation_id, RESPOND_UPDATE, response, response.message_id, ResponseReceipt
+            client, negotiation_id, RESPOND_UPDATE, response, _update_id(response), ResponseReceipt
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -339,7 +359,7 @@ async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -
     raises DecisionRejected with the reason."""
     try:
         receipt: DecisionReceipt = await _update_where_it_plays(
-            client, negotiation_id, DECIDE_UPDATE, decision, decision.message_id, DecisionReceipt
+            client, negotiation_id, DECIDE_UPDATE, decision, _update_id(decision), DecisionReceipt
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause

@@ -30,6 +30,7 @@ def worker_settings(workdir: Path, **more: object) -> Settings:
         **more,  # type: ignore[arg-type]
     )
 
+
 #: Test seal keys only: the workers' key for the messages between a negotiation and its movements.
 TEST_SEAL_KEY_FILE = Path(__file__).parent / "test-seal-keys.json"
 # Installed for the whole test process (every worker and replayer of the suite seals with it),

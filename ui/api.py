@@ -6,6 +6,7 @@ problem. The same client functions as the ``fitnest`` command do the work (``sta
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -23,15 +24,17 @@ from negotiation.models import (
 )
 from negotiation.report import LeftOut
 from starters.client import (
+    NegotiationBusy,
     NegotiationClosed,
     NegotiationNotFound,
     NegotiationSummary,
+    ResponseRefused,
     StartReceipt,
     get_status,
     list_negotiations,
-    send_response,
     start_negotiation,
 )
+from starters.client import respond as respond_now
 from ui.cluster import Connected
 from ui.directory import ApiKey
 from ui.inbox import (
@@ -77,11 +80,18 @@ TokenText = Annotated[
 
 
 class ResponseAccepted(BaseModel):
-    """A counterparty response was delivered; the negotiation takes it when its movement is ready."""
+    """A counterparty response the negotiation took, in sequence: the movement playing acts on it."""
 
     negotiation_id: str
     message_id: str
     delivered: bool = True
+    sequence: int | None = None
+    taken_at: datetime | None = Field(default=None, description="When the negotiation took it.")
+    kept_for_later: bool = Field(
+        default=False,
+        description="A negotiation started before answers at once took it as a signal: a "
+        "refusal then shows in its status, not here.",
+    )
 
 
 class NegotiationList(BaseModel):
@@ -177,14 +187,28 @@ async def read(negotiation_id: NegotiationId, temporal: Connected) -> Negotiatio
 async def respond(
     negotiation_id: NegotiationId, body: CounterpartyResponse, temporal: Connected
 ) -> ResponseAccepted:
-    """Deliver a counterparty response; 409 once the negotiation has an outcome."""
+    """Deliver a counterparty response and answer from the negotiation's own answer: 202 when it
+    was taken (in sequence, de-duplicated by message id: a repeat answers 202 again), 409 when
+    it cannot be (closed, stale sequence, not possible in this movement, message id reused), 422
+    when it is malformed, 503 when the negotiation kept moving between movements."""
     try:
-        await send_response(temporal.client, negotiation_id, body)
+        receipt = await respond_now(temporal.client, negotiation_id, body)
     except NegotiationNotFound as err:
         raise ProblemError(404, "not-found", str(err)) from err
     except NegotiationClosed as err:
         raise ProblemError(409, "closed", str(err)) from err
-    return ResponseAccepted(negotiation_id=negotiation_id, message_id=body.message_id)
+    except ResponseRefused as err:
+        status = 422 if err.code == "malformed" else 409
+        raise ProblemError(status, err.code.replace("_", "-"), str(err)) from err
+    except NegotiationBusy as err:
+        raise ProblemError(503, "busy", str(err)) from err
+    return ResponseAccepted(
+        negotiation_id=negotiation_id,
+        message_id=body.message_id,
+        sequence=receipt.sequence,
+        taken_at=receipt.received_at,
+        kept_for_later=receipt.kept_for_later,
+    )
 
 
 @router.get("/decisions/pending", response_model=PendingList)

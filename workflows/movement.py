@@ -76,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
         DECISION_SIGNAL,
         INTERNAL_SIGNALS,
         Approval,
-        Forwarded,
+        ForwardedBatch,
         MovementNews,
         ScoreState,
     )
@@ -183,20 +183,23 @@ class MovementPlayer:
         context = self.state.seal
         assert context is not None
         scope = context.scope_for(self.movement.value, "down")
-        opened = open_sealed(context, SEALED_DELIVER, scope, payload, context.delivered, Forwarded)
+        opened = open_sealed(
+            context, SEALED_DELIVER, scope, payload, context.delivered, ForwardedBatch
+        )
         if isinstance(opened, str):
             self.negotiation.reject(message_id_of(payload), SEALED_DELIVER, opened, workflow.now())
             return
-        message, context.delivered = opened
-        if message.rejected is not None:
-            self.negotiation.record_rejection(message.rejected)
-        elif message.counterparty is not None:
-            self.negotiation.take_counterparty_response(
-                message.counterparty, self._takes(), message.received_at
-            )
-        elif message.decision is not None:
-            # Authority as of when the negotiation received it (a delegation may end meanwhile).
-            self._take_decision(message.decision, message.received_at)
+        batch, context.delivered = opened
+        for message in batch.messages:
+            if message.rejected is not None:
+                self.negotiation.record_rejection(message.rejected)
+            elif message.counterparty is not None:
+                self.negotiation.take_counterparty_response(
+                    message.counterparty, self._takes(), message.received_at
+                )
+            elif message.decision is not None:
+                # Authority as of when the negotiation received it (a delegation may end meanwhile).
+                self._take_decision(message.decision, message.received_at)
 
     @workflow.update(name="respond")
     def respond(self, response: CounterpartyResponse) -> ResponseReceipt:

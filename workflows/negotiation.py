@@ -68,11 +68,14 @@ with workflow.unsafe.imports_passed_through():
         COUNTERPARTY_SIGNAL,
         DECISION_SIGNAL,
         INTERNAL_SIGNALS,
+        MAX_FORWARDED,
+        MAX_FORWARDED_BYTES,
         MOVEMENT_PLAYING,
         NOT_ON_THIS_PATH,
         ONE_HOP,
         Carried,
         Forwarded,
+        ForwardedBatch,
         MovementNews,
         ScoreState,
         movement_id,
@@ -92,9 +95,6 @@ _SUMMARIES = {
     Movement.DEVELOPMENT: "Development: counteroffer rounds",
     Movement.CLOSURE: "Closure: sign-off, signatures, hand-off",
 }
-
-#: Events after which the negotiation continues-as-new, between two development runs.
-HISTORY_BUDGET = 2_000
 
 
 def _label(playbook: PlaybookName | None) -> str:
@@ -390,7 +390,7 @@ class NegotiationWorkflow:
             (sa.MOVEMENT, movement.value), (sa.AWAITING_DECISION, negotiation.pending_roles())
         )
         state.to_be_continued = False
-        state.history_budget = HISTORY_BUDGET
+        state.history_budget = (state.policy or Policy()).history_budget
         seal = state.seal
         assert seal is not None
         seal.delivered = seal.reported = 0  # each movement's channel counts from zero
@@ -431,13 +431,14 @@ class NegotiationWorkflow:
             await workflow.wait_condition(lambda: handle.done() or bool(self._outgoing))
             if handle.done():
                 return
+            batch = self._next_batch()
             seal.delivered += 1
             sealed = seal_message(
                 seal,
                 SEALED_DELIVER,
                 seal.scope_for(movement.value, "down"),
                 seal.delivered,
-                self._outgoing[0].model_dump_json(),
+                batch.model_dump_json(),
             )
             # From a task of its own: the SDK absorbs a cancellation that arrives while a signal
             # is sent, and waiting on the task with wait_condition lets it through.
@@ -446,7 +447,18 @@ class NegotiationWorkflow:
             if task.exception() is not None:  # the movement closed: it comes back with the rest
                 await workflow.wait_condition(handle.done)
                 return
-            self._outgoing.pop(0)
+            del self._outgoing[: len(batch.messages)]
+
+    def _next_batch(self) -> ForwardedBatch:
+        """The oldest messages waiting, as many as one signal carries."""
+        batch: list[Forwarded] = []
+        size = 0
+        for message in self._outgoing[:MAX_FORWARDED]:
+            size += len(message.model_dump_json())
+            if batch and size > MAX_FORWARDED_BYTES:
+                break
+            batch.append(message)
+        return ForwardedBatch(messages=batch)
 
     def _take_back(self, result: ScoreState) -> None:
         """The movement hands the aggregate back; what reached us meanwhile and was not
@@ -466,10 +478,8 @@ class NegotiationWorkflow:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > HISTORY_BUDGET
-        )
+        budget = (self._state.policy or Policy()).history_budget
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > budget
 
     async def _continue_as_new(self) -> None:
         """Go on in a fresh run with the whole state (between two development runs, when no

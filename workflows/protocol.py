@@ -77,6 +77,18 @@ class Forwarded(BaseModel):
     received_at: datetime = Field(description="When the negotiation received it.")
 
 
+class ForwardedBatch(BaseModel):
+    """Messages forwarded together, in the order they reached the negotiation (one signal for
+    many: a flood costs one workflow task per batch, not per message)."""
+
+    messages: list[Forwarded] = Field(default_factory=list)
+
+
+#: Bounds of one forwarded batch: messages, and their size as JSON (well under Temporal's 2 MB).
+MAX_FORWARDED = 100
+MAX_FORWARDED_BYTES = 256 * 1024
+
+
 class MovementNews(BaseModel):
     """What the negotiation shows operators, as the movement playing now has it."""
 
@@ -161,6 +173,7 @@ __all__ = [
     "Approval",
     "Carried",
     "Forwarded",
+    "ForwardedBatch",
     "MovementNews",
     "ScoreState",
     "Terms",

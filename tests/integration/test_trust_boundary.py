@@ -27,7 +27,12 @@ from temporalio.common import RawValue
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from negotiation.models import NegotiationStatus, RejectedMessage, RetrospectiveAnswer
+from negotiation.models import (
+    CounterpartyResponse,
+    NegotiationStatus,
+    RejectedMessage,
+    RetrospectiveAnswer,
+)
 from starters import client as api
 from tests.encryption import worker_settings
 from tests.integration.test_bad_input import _task_failures
@@ -212,8 +217,19 @@ async def test_a_sealed_internal_message_cannot_be_altered_or_replayed(
     forged, and one with a made-up seal as forged."""
     n, request_id = await site.owner_deciding()
     target = n.id if name == "sealed_reports" else f"{n.id}/development"
-    if name == "sealed_deliver":  # a real decision forwarded, so there is one to copy
-        await n.respond("counter", terms(49500, 10, 45))
+    if name == "sealed_deliver":
+        # A real response forwarded, so there is one to copy: sent to the negotiation itself
+        # while development plays, as a caller that looked just before development started.
+        n.sequence += 1
+        await site.client.get_workflow_handle(n.id).signal(
+            "counterparty_response",
+            CounterpartyResponse(
+                message_id=f"fwd-{uuid.uuid4().hex[:6]}",
+                sequence=n.sequence,
+                action="counter",
+                terms=terms(49500, 10, 45),
+            ),
+        )
         await n.until(lambda s: s.queued_messages == 1)
     copies = await _sealed_signals(site.client, target, name)
     assert copies, f"no {name} signal in the history of {target}"
@@ -230,8 +246,12 @@ async def test_a_sealed_internal_message_cannot_be_altered_or_replayed(
         body["reports"] = [{"movement": "development", "decided": [forged_record(request_id)]}]
     else:
         body = {
-            "decision": forged_decision(request_id, "ana"),
-            "received_at": datetime.now(UTC).isoformat(),
+            "messages": [
+                {
+                    "decision": forged_decision(request_id, "ana"),
+                    "received_at": datetime.now(UTC).isoformat(),
+                }
+            ]
         }
     altered["body"] = json.dumps(body)
     await site.signal(target, name, altered)
