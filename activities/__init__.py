@@ -26,9 +26,11 @@ def all_activities(settings: Settings) -> list[Callable[..., Any]]:
     from activities.policy_source import PolicySource
     from activities.reviews import finance_approval, legal_review
 
+    notifier = Notifier.from_settings(settings)
     return [
         legal_review,
         finance_approval,
         PolicySource(settings.policy_file).load_policy,
-        Notifier.from_settings(settings).send_notification,
+        notifier.send_notification,
+        notifier.send_notifications,
     ]

@@ -86,6 +86,27 @@ class Delivery(BaseModel):
     )
 
 
+class NotificationBatch(BaseModel):
+    """Several notifications sent by one activity, each at most once under its own key (the role
+    cards of preparation: one activity instead of one per participant)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notifications: tuple[Notification, ...] = Field(min_length=1, max_length=100)
+
+
+class BatchDelivery(BaseModel):
+    """What ``send_notifications`` did: each key delivered (or found delivered before), and the
+    error type of each one refused for good."""
+
+    model_config = ConfigDict(frozen=True)
+
+    delivered: tuple[Delivery, ...] = ()
+    refused: dict[str, str] = Field(
+        default_factory=dict, description="Idempotency key -> the permanent failure's type."
+    )
+
+
 class Channel(Protocol):
     """A way to deliver a notification. ``deliver`` raises a :class:`PermanentFailure` for what
     retrying cannot fix, and anything else for what it might."""
@@ -199,3 +220,25 @@ class Notifier:
             bound.warning("notification.deferred", error_type=type(err).__name__, error=str(err))
             raise
         bound.info("notification.channel_delivered")
+
+    @activity.defn(name="send_notifications")
+    async def send_notifications(self, batch: NotificationBatch) -> BatchDelivery:
+        """Deliver every notification of ``batch``, each through the channels that have not
+        delivered its key yet. One refused for good is reported, not raised, so the others still
+        go; any other failure is raised after the rest were tried, and Temporal retries the
+        batch (the ledger skips what was delivered)."""
+        with activity_edge():
+            batch = parse_input(NotificationBatch, batch, InvalidNotification)
+            delivered: list[Delivery] = []
+            refused: dict[str, str] = {}
+            retry: Exception | None = None
+            for n in batch.notifications:
+                try:
+                    delivered.append(await _alive_while(self._send(n)))
+                except PermanentFailure as err:
+                    refused[n.idempotency_key] = err.error_type
+                except Exception as err:
+                    retry = retry or err
+            if retry is not None:
+                raise retry
+            return BatchDelivery(delivered=tuple(delivered), refused=refused)

@@ -44,7 +44,6 @@ class ClosureMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
-        self.start_clock()
         try:
             if await self._sign_off() and await self._sign():
                 await self._hand_off()

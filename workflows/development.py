@@ -77,7 +77,6 @@ class DevelopmentMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
-        self.start_clock()
         try:
             while self.state.outcome is None and self.state.agreed is None:
                 response = self.state.first_response

@@ -112,7 +112,7 @@ class MovementPlayer:
         self.expired = False
         # The pending decisions changed since the negotiation was last told (it shows them).
         self.news_due = False
-        self._told: list[str] | None = None
+        self._told = state.negotiation.pending_roles()  # what the negotiation shows already
         self._telling = False
         self._waiting_for = "starting"
         self._alarm: asyncio.Task[None] | None = None
@@ -301,7 +301,12 @@ class MovementPlayer:
     def start_clock(self) -> None:
         """One timer for every clock of the movement: the deadline, the counterparty's reminder
         and the rhythm's next checkpoint. It is re-armed only when a clock moves earlier, so a
-        round that hands the ball over costs no timer."""
+        round that hands the ball over costs no timer. Started at the movement's first wait (or
+        before), once: nothing before a wait can notice the deadline anyway."""
+        if self._alarm is not None:
+            return
+        if workflow.now() >= self.state.request.mandate.deadline:
+            self.expired = True
         if self.state.last_checkpoint is None:
             self.state.last_checkpoint = workflow.now()
         self._alarm = asyncio.create_task(self._keep_time())
@@ -366,6 +371,7 @@ class MovementPlayer:
     async def until(self, ready: Callable[[], bool], summary: str) -> None:
         """Wait for ``ready``, but never past the negotiation's deadline."""
         self._waiting_for = summary
+        self.start_clock()
         while not ready():
             if self.expired:
                 raise Expired()
@@ -384,6 +390,7 @@ class MovementPlayer:
             await self.until(ready, summary)
             return True
         self._waiting_for = summary
+        self.start_clock()
         while not ready():
             if self.expired:
                 raise Expired()

@@ -142,21 +142,21 @@ class NegotiationWorkflow:
         state = self._state
         try:
             if carried is None:
-                self._upsert(
+                state = await self._play(
+                    PreparationMovement,
                     (sa.COUNTERPARTY, request.counterparty.name),
                     (sa.DEAL_TYPE, request.deal_type.value),
                 )
-                state = await self._play(PreparationMovement)
                 bound = request.mandate.total_contract_value
-                self._upsert(
+                metrics.negotiation_started(_label(state.playbook), request.deal_type.value)
+                state = await self._play(
+                    OpeningMovement,
                     (
                         sa.DEAL_VALUE,
                         tier_floor(state.policy or Policy(), max(bound.target, bound.walk_away)),
                     ),
                     (sa.PLAYBOOK, state.playbook.value if state.playbook else None),
                 )
-                metrics.negotiation_started(_label(state.playbook), request.deal_type.value)
-                state = await self._play(OpeningMovement)
             while state.outcome is None and state.agreed is None:
                 state = await self._play(DevelopmentMovement)
                 if state.to_be_continued and self._history_is_long():
@@ -378,16 +378,21 @@ class NegotiationWorkflow:
 
     # --- the movements --------------------------------------------------------------------------
 
-    async def _play(self, movement_wf: type[MovementPlayer]) -> ScoreState:
+    async def _play(
+        self, movement_wf: type[MovementPlayer], *attributes: tuple[Any, Any]
+    ) -> ScoreState:
         """Lend the aggregate to one movement, a child workflow, until it hands it back; forward
-        to it, in order, what reaches us meanwhile."""
+        to it, in order, what reaches us meanwhile. ``attributes`` are upserted with the
+        movement's own, in one command."""
         movement = movement_wf.movement
         state = self._state
         negotiation = state.negotiation
         if negotiation.status.movement != movement or not negotiation.status.movements:
             negotiation.enter(movement, workflow.now())
         self._upsert(
-            (sa.MOVEMENT, movement.value), (sa.AWAITING_DECISION, negotiation.pending_roles())
+            *attributes,
+            (sa.MOVEMENT, movement.value),
+            (sa.AWAITING_DECISION, negotiation.pending_roles()),
         )
         state.to_be_continued = False
         state.history_budget = (state.policy or Policy()).history_budget
@@ -473,7 +478,8 @@ class NegotiationWorkflow:
         self._outgoing = []
         if movement is not None and not result.to_be_continued:
             negotiation.leave(movement, workflow.now())
-        self._upsert((sa.AWAITING_DECISION, negotiation.pending_roles()))
+        # The search attributes follow with the next movement's start, or the close, in one
+        # command.
         workflow.set_current_details(negotiation.details())
 
     def _history_is_long(self) -> bool:

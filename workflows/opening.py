@@ -26,7 +26,6 @@ class OpeningMovement(MovementPlayer):
 
     @workflow.run
     async def run(self, state: ScoreState) -> ScoreState:
-        self.start_clock()
         try:
             return await self._open()
         except asyncio.CancelledError:

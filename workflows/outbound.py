@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import Notification, Notifier
+    from activities.notifications import Notification, NotificationBatch, Notifier
     from activities.timeouts import NOTIFY
     from negotiation.terms import Terms
 
@@ -45,6 +45,21 @@ async def send_once(
     except ActivityError as err:
         return cause_of(err)
     return None
+
+
+async def send_all(negotiation_id: str, notes: Sequence[Notification]) -> dict[str, str]:
+    """Send several notifications in one activity, each once under its own key; the failure's
+    type of each that could not be delivered (all of them when the activity itself failed)."""
+    try:
+        delivery = await workflow.execute_activity_method(
+            Notifier.send_notifications,
+            NotificationBatch(notifications=tuple(notes)),
+            summary=f"notify: {len(notes)} x {notes[0].kind}",
+            **NOTIFY,
+        )
+    except ActivityError as err:
+        return {n.idempotency_key: cause_of(err) for n in notes}
+    return dict(delivery.refused)
 
 
 def describe(terms: Terms, currency: str) -> str:
