@@ -303,9 +303,9 @@ class Negotiation(BaseModel):
             if decision.message_id in self.receipts:
                 return None
             return f"message {decision.message_id} was already received and not accepted"
-        taken = self.decided.get(decision.request_id)
-        if self.closed is not None and taken is None:
+        if self.closed is not None:
             return f"the negotiation is closed ({self.closed.value})"
+        taken = self.decided.get(decision.request_id)
         return rejection_reason(
             decision,
             self.pending.get(decision.request_id),

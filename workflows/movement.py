@@ -130,6 +130,20 @@ class MovementPlayer:
         kind = shorten(name, MAX_KIND)
         payload, unreadable = read_one(args)
         now = workflow.now()
+        status = self.negotiation.status
+        recorded = len(status.rejected_messages) + status.rejected_not_listed
+        passed_on = self._take_signal(name, kind, payload, unreadable, now)
+        if len(status.rejected_messages) + status.rejected_not_listed > recorded + passed_on:
+            workflow.logger.info(
+                "message rejected", extra={"kind": kind, "movement": self.movement.value}
+            )
+        self._changed()
+
+    def _take_signal(
+        self, name: str, kind: str, payload: Any, unreadable: str | None, now: datetime
+    ) -> int:
+        """Take one signal; the number of refusals the negotiation passed on with it (it logged
+        those itself)."""
         if unreadable is not None:
             self.negotiation.reject(None, kind, unreadable, now)
         elif name == COUNTERPARTY_SIGNAL:
@@ -137,7 +151,7 @@ class MovementPlayer:
         elif name == DECISION_SIGNAL:
             self._decision(payload, now)
         elif name == SEALED_DELIVER and self.state.seal is not None:
-            self._forwarded(payload)
+            return self._forwarded(payload)
         elif name in INTERNAL_SIGNALS:
             self.negotiation.reject(
                 message_id_of(payload),
@@ -150,7 +164,7 @@ class MovementPlayer:
             self.negotiation.reject(
                 message_id_of(payload), kind, f"unknown signal {kind!r}: nothing takes it", now
             )
-        self._changed()
+        return 0
 
     def _counterparty(self, payload: Any, now: datetime) -> None:
         try:
@@ -179,7 +193,7 @@ class MovementPlayer:
             metrics.decision_waited(now - asked.created_at, asked.role.value, asked.kind.value)
         return taken
 
-    def _forwarded(self, payload: object) -> None:
+    def _forwarded(self, payload: object) -> int:
         context = self.state.seal
         assert context is not None
         scope = context.scope_for(self.movement.value, "down")
@@ -188,8 +202,9 @@ class MovementPlayer:
         )
         if isinstance(opened, str):
             self.negotiation.reject(message_id_of(payload), SEALED_DELIVER, opened, workflow.now())
-            return
+            return 0
         batch, context.delivered = opened
+        passed_on = sum(1 for m in batch.messages if m.rejected is not None)
         for message in batch.messages:
             if message.rejected is not None:
                 self.negotiation.record_rejection(message.rejected)
@@ -200,6 +215,7 @@ class MovementPlayer:
             elif message.decision is not None:
                 # Authority as of when the negotiation received it (a delegation may end meanwhile).
                 self._take_decision(message.decision, message.received_at)
+        return passed_on
 
     @workflow.update(name="respond")
     def respond(self, response: CounterpartyResponse) -> ResponseReceipt:

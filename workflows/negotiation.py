@@ -245,7 +245,10 @@ class NegotiationWorkflow:
             self._outgoing.append(Forwarded(rejected=rejected, received_at=rejected.at))
         else:
             self._negotiation.record_rejection(rejected)
-        workflow.logger.info("message rejected", extra={"kind": kind})
+        workflow.logger.info(
+            "message rejected",
+            extra={"kind": kind, "movement": self._negotiation.status.movement.value},
+        )
 
     def _moved_on(self, action: str) -> ApplicationError:
         assert self._playing is not None
