@@ -303,6 +303,7 @@ async def _update_where_it_plays(
     follow the negotiation when the movement ended or another started meanwhile."""
     parent = client.get_workflow_handle(negotiation_id)
     for _ in range(_ATTEMPTS):
+        target = negotiation_id
         try:
             # Once it has an outcome, the negotiation itself answers why not (closed).
             target = playing_movement(await parent.describe()) or negotiation_id

@@ -50,7 +50,13 @@ def test_all_activities_wires_every_activity_by_name(tmp_path: Path) -> None:
 
     names = [activity._Definition.must_from_callable(fn).name for fn in all_activities(settings)]
 
-    assert names == ["legal_review", "finance_approval", "load_policy", "send_notification"]
+    assert names == [
+        "legal_review",
+        "finance_approval",
+        "load_policy",
+        "send_notification",
+        "send_notifications",
+    ]
 
 
 @pytest.mark.parametrize(
