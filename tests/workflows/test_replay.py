@@ -2,7 +2,8 @@
 
 ``tests/histories/`` holds histories recorded by earlier versions of the workflows: ``ensemble-r1-*``
 (the first release, plain payloads from before encryption) and one set per playbook path recorded
-by ``python -m tests.histories.record`` (payloads sealed with the committed test keyring). They
+by ``python -m tests.histories.record`` (payloads sealed with the committed test keyring): r2 and
+r3 on release 4's message path (``workflows/legacy``), r5 on the one-hop path. They
 replay here with the production converter and codec. Any change that breaks their replay needs a
 ``workflow.patched`` guard (see ``test_patching.py`` and the README).
 """
