@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.baseline import MinimalWorkflow, TrivialInput, TrivialWorkflow, touch
-from bench.keys import bench_converter
+from bench.keys import bench_converter, bench_seal_key_file
 from bench.negotiations import STUBBORN_TERMS, Counterparty, new_ids, start
 from bench.report import Spread, Target, table
 from bench.stage import BenchError
@@ -148,6 +148,7 @@ async def measure_timeskip(options: TimeSkipOptions, workdir: Path) -> TimeSkipR
         _env_file=None,  # type: ignore[call-arg]
         outbox_dir=workdir / "outbox",
         ledger_dir=workdir / "ledger",
+        seal_key_file=bench_seal_key_file(),
     )
     fitnest_q, baseline_q = (f"bench-{k}-{uuid.uuid4().hex[:8]}" for k in ("fitnest", "baseline"))
     async with time_skipping_server() as env:

@@ -7,6 +7,7 @@ backend can tell a closed negotiation from an unknown one, and a refused decisio
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,11 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    QueryRejectCondition,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, TemporalError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -222,6 +227,37 @@ def playing_movement(desc: WorkflowExecutionDescription) -> str | None:
 _ONE_HOP_MOVEMENTS = frozenset(MOVEMENT_TYPES.values())
 
 
+class _LastPlaying:
+    """Where each negotiation's movement played when this process last looked, tried first so
+    that a message or a status read costs one call to Temporal instead of two. Only a hint: a
+    movement that has ended refuses a signal or update (NOT_FOUND) and a query asked only of an
+    open workflow, and then the negotiation is described again."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._seen: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+
+    @staticmethod
+    def _key(client: Client, negotiation_id: str) -> tuple[str, str, str]:
+        return (client.service_client.config.target_host, client.namespace, negotiation_id)
+
+    def get(self, client: Client, negotiation_id: str) -> str | None:
+        """The movement last seen playing, if any."""
+        return self._seen.get(self._key(client, negotiation_id))
+
+    def put(self, client: Client, negotiation_id: str, target: str | None) -> None:
+        """Remember where it plays now (None: forget)."""
+        key = self._key(client, negotiation_id)
+        self._seen.pop(key, None)
+        if target is not None:
+            self._seen[key] = target
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+_LAST_PLAYING = _LastPlaying()
+
+
 async def _deliver_signal(
     client: Client, negotiation_id: str, name: str, message: BaseModel, *, refuse_closed: bool
 ) -> None:
@@ -229,6 +265,15 @@ async def _deliver_signal(
     itself, which takes it (between movements), forwards it (to the one that started) or, once
     it has an outcome, records why not."""
     parent = client.get_workflow_handle(negotiation_id)
+    cached = _LAST_PLAYING.get(client, negotiation_id)
+    if cached is not None:
+        try:
+            await client.get_workflow_handle(cached).signal(name, message)
+            return
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise await _closed_or_missing(client, negotiation_id, err) from err
+            _LAST_PLAYING.put(client, negotiation_id, None)
     try:
         for attempt in range(_ATTEMPTS):
             if refuse_closed:
@@ -245,6 +290,7 @@ async def _deliver_signal(
                 continue
             try:
                 await client.get_workflow_handle(target).signal(name, message)
+                _LAST_PLAYING.put(client, negotiation_id, target)
                 return
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
@@ -302,13 +348,19 @@ async def _update_where_it_plays(
     """Run an update on the movement playing (or, between movements, on the negotiation), and
     follow the negotiation when the movement ended or another started meanwhile."""
     parent = client.get_workflow_handle(negotiation_id)
+    cached = _LAST_PLAYING.get(client, negotiation_id)
     for _ in range(_ATTEMPTS):
         target = negotiation_id
         try:
-            # Once it has an outcome, the negotiation itself answers why not (closed).
-            target = playing_movement(await parent.describe()) or negotiation_id
+            if cached is None:
+                # Once it has an outcome, the negotiation itself answers why not (closed).
+                target = playing_movement(await parent.describe()) or negotiation_id
+            else:
+                target, cached = cached, None
             handle = client.get_workflow_handle(target)
-            return await handle.execute_update(update, arg, id=update_id, result_type=result_type)
+            answer = await handle.execute_update(update, arg, id=update_id, result_type=result_type)
+            _LAST_PLAYING.put(client, negotiation_id, target if target != negotiation_id else None)
+            return answer
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == MOVEMENT_PLAYING:
@@ -392,25 +444,39 @@ async def get_status(client: Client, negotiation_id: str) -> NegotiationStatus:
     holds it while it plays, the negotiation otherwise."""
     parent = client.get_workflow_handle(negotiation_id)
     try:
+        cached = _LAST_PLAYING.get(client, negotiation_id)
         for _ in range(_ATTEMPTS):
-            target = playing_movement(await parent.describe())
+            target, cached = cached or playing_movement(await parent.describe()), None
             if target is None:
                 break
-            try:
-                status: NegotiationStatus = await client.get_workflow_handle(target).query(
-                    STATUS_QUERY, result_type=NegotiationStatus
-                )
+            status = await _live_status(client, target)
+            if status is not None:
+                _LAST_PLAYING.put(client, negotiation_id, target)
                 return status
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
-                    raise
-            except WorkflowQueryRejectedError:
-                continue  # it ended between the look and the query
+        _LAST_PLAYING.put(client, negotiation_id, None)
         return await parent.query(NegotiationWorkflow.status)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise NegotiationNotFound(f"no negotiation {negotiation_id}") from err
         raise
+
+
+async def _live_status(client: Client, movement: str) -> NegotiationStatus | None:
+    """The status a movement holds, if it still plays (a query asked only of an open workflow:
+    a movement that has handed back answers no more)."""
+    try:
+        status: NegotiationStatus = await client.get_workflow_handle(movement).query(
+            STATUS_QUERY,
+            result_type=NegotiationStatus,
+            reject_condition=QueryRejectCondition.NOT_OPEN,
+        )
+    except WorkflowQueryRejectedError:
+        return None
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return None
+    return status
 
 
 async def get_request(client: Client, negotiation_id: str) -> NegotiationRequest:

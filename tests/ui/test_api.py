@@ -254,3 +254,26 @@ async def test_a_page_token_serves_only_the_filters_it_was_given_for(ui_server: 
     assert own.status_code == 200, own.text
     assert other.status_code == 422, other.text
     assert "page token is not valid" in other.json()["detail"]
+
+
+async def test_a_response_is_answered_from_the_negotiation_202_taken_409_with_why_not(
+    ui_server: UiServer,
+):
+    nid = await started_with_counter(ui_server, "answers")
+    path = f"/api/v1/negotiations/{nid}/responses"
+    async with ui_server.api() as api:
+        stale = await api.post(path, json={**counter_within(), "message_id": "old", "sequence": 1})
+        sign = await api.post(
+            path, json={"message_id": f"s-{uuid.uuid4().hex[:6]}", "sequence": 9, "action": "sign"}
+        )
+        fresh = {**counter_within(), "message_id": f"c-{uuid.uuid4().hex[:6]}", "sequence": 5}
+        taken = await api.post(path, json=fresh)
+        repeat = await api.post(path, json=fresh)
+        reused = await api.post(path, json={**fresh, "sequence": 6})
+    assert stale.status_code == 409 and stale.json()["type"] == "/problems/stale", stale.text
+    assert "sequence 1 is not after" in stale.json()["detail"]
+    assert sign.status_code == 409 and sign.json()["type"] == "/problems/not-possible", sign.text
+    assert taken.status_code == 202 and taken.json()["sequence"] == 5, taken.text
+    assert taken.json()["kept_for_later"] is False and taken.json()["taken_at"]
+    assert repeat.status_code == 202 and repeat.json() == taken.json()  # a retry: the same answer
+    assert reused.status_code == 409 and reused.json()["type"] == "/problems/reused", reused.text
