@@ -441,8 +441,9 @@ class Negotiation(BaseModel):
             status.their_terms = offer
 
     def hand_over(self, now: datetime) -> None:
-        """The ball is with the counterparty from now: their clock runs."""
-        if self.counterparty_since is None:
+        """The ball is with the counterparty from now: their clock runs (unless they have
+        answered already, while our offer went out)."""
+        if self.counterparty_since is None and not self.has_counterparty():
             self.counterparty_since = now
 
     def review(self, review: Review) -> None:

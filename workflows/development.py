@@ -283,10 +283,8 @@ class DevelopmentMovement(MovementPlayer):
             await self.send_to_counterparty(offer, "We accept your terms")
 
     async def _counter(self, terms: Terms, reason: str) -> None:
-        offer = self.new_offer(Party.US, terms, reason)
+        offer = await self.make_offer(terms, reason, "Our counteroffer")
         self.note(f"counteroffer version {offer.version} sent: {reason}")
-        self.hand_over()
-        await self.send_to_counterparty(offer, "Our counteroffer")
 
     async def _walk_away(self, reason: str) -> None:
         req = self.state.request

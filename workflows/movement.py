@@ -429,8 +429,9 @@ class MovementPlayer:
 
     # --- offers ---------------------------------------------------------------------------
 
-    def new_offer(self, party: Party, terms: Terms, note: str = "") -> Offer:
-        """Number the next version of the terms; the status shows it at once."""
+    def new_offer(self, party: Party, terms: Terms, note: str = "", *, shown: bool = True) -> Offer:
+        """Number the next version of the terms; the status shows it at once, or (``shown``
+        False, for ours) once :meth:`make_offer` has sent it."""
         offer = Offer(
             version=self.state.next_version,
             party=party,
@@ -444,7 +445,17 @@ class MovementPlayer:
             self.state.our_offer = offer
         else:
             self.state.their_offer = offer
+        if shown:
+            self.negotiation.offer(offer, self.state.round)
+        return offer
+
+    async def make_offer(self, terms: Terms, note: str, headline: str) -> Offer:
+        """Our next offer: numbered, sent to the counterparty, then shown and handed over. The
+        status shows it once it is out, so whoever reads it there can answer it at once."""
+        offer = self.new_offer(Party.US, terms, note, shown=False)
+        await self.send_to_counterparty(offer, headline)
         self.negotiation.offer(offer, self.state.round)
+        self.hand_over()
         return offer
 
     async def notify(self, key: str, kind: str, to: Sequence[str], subject: str, body: str) -> None:

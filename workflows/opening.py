@@ -9,7 +9,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from negotiation.aggregate import counterparty_actions
     from negotiation.models import CounterpartyAction, Movement, Outcome
-    from negotiation.terms import Party
     from workflows.movement import Expired, MovementPlayer
     from workflows.protocol import MOVEMENT_TYPES, ScoreState
 
@@ -32,9 +31,9 @@ class OpeningMovement(MovementPlayer):
             return self.cancelled()
 
     async def _open(self) -> ScoreState:
-        offer = self.new_offer(Party.US, self.state.request.opening_terms, "opening offer")
-        await self.send_to_counterparty(offer, "Our opening offer")
-        self.hand_over()
+        offer = await self.make_offer(
+            self.state.request.opening_terms, "opening offer", "Our opening offer"
+        )
         self.note("opening offer sent")
         try:
             response = await self.next_response(
