@@ -225,6 +225,18 @@ def playing_movement(desc: WorkflowExecutionDescription) -> str | None:
 
 
 _ONE_HOP_MOVEMENTS = frozenset(MOVEMENT_TYPES.values())
+#: Release 4's movement types: their negotiations relay every message themselves.
+_RELAYING_MOVEMENTS = frozenset(
+    {"PreparationMovement", "OpeningMovement", "DevelopmentMovement", "ClosureMovement"}
+)
+
+
+def relays_messages(desc: WorkflowExecutionDescription) -> bool:
+    """True for a negotiation of release 4 playing a movement: it takes every message itself."""
+    return any(
+        child.workflow_type_name in _RELAYING_MOVEMENTS
+        for child in desc.raw_description.pending_children
+    )
 
 
 class _LastPlaying:
@@ -283,6 +295,8 @@ async def _deliver_signal(
                 if desc.typed_search_attributes.get(sa.OUTCOME):
                     break  # the negotiation records it as refused
             target = playing_movement(desc)
+            if target is None and relays_messages(desc):
+                break
             if target is None:
                 # Between two movements (one task of the negotiation): the next is about to
                 # start. Going to it keeps this message behind none that follows it.

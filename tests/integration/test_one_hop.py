@@ -220,3 +220,22 @@ async def test_rounds_across_fresh_development_runs_and_continue_as_new_lose_not
     assert status.rejected_messages == []
     assert [o.version for o in status.offers] == list(range(1, 2 * rounds + 2))
     assert developments > 3 and parents > 1, (developments, parents)
+
+
+async def test_a_response_that_meets_a_completing_movement_travels_on_with_its_state(site):
+    """The opening completes as soon as it takes the first response. A second one sent straight
+    behind it meets the opening while it completes (the server makes it take the signal before it
+    may complete, and it hands it on with the state) or after (the signal fails, and the caller
+    finds development): either way development plays both, once each, in order."""
+    n = await site.start("automated")
+    await n.until(lambda s: s.our_terms is not None and s.movement.value == "opening")
+    first, second = _response(n), _response(n, offer=terms(51000, 10, 45))
+    await api.send_response(site.client, n.id, first)
+    try:
+        await site.client.get_workflow_handle(f"{n.id}/opening").signal(COUNTERPARTY_SIGNAL, second)
+    except RPCError as ended:
+        assert ended.status == RPCStatusCode.NOT_FOUND
+        await api.send_response(site.client, n.id, second)
+    status = await n.until(lambda s: s.our_terms is not None and s.our_terms.version >= 5)
+    assert [o.terms for o in status.offers if o.party.value == "them"] == [COUNTER, second.terms]
+    assert status.rejected_messages == []
