@@ -207,7 +207,7 @@ async def _refuse_if_ended(
 
 #: How often a message follows the negotiation to the movement playing before it is left with
 #: the negotiation itself (which keeps or forwards it): movements end and start meanwhile.
-_ATTEMPTS = 5
+_ATTEMPTS = 7
 #: The first wait (seconds, doubling) for the next movement to start when none plays.
 _BETWEEN = 0.02
 
@@ -363,7 +363,9 @@ async def _update_where_it_plays(
     follow the negotiation when the movement ended or another started meanwhile."""
     parent = client.get_workflow_handle(negotiation_id)
     cached = _LAST_PLAYING.get(client, negotiation_id)
-    for _ in range(_ATTEMPTS):
+    for attempt in range(_ATTEMPTS):
+        if attempt > 1:  # a movement ended and the next is starting: give it a moment
+            await asyncio.sleep(_BETWEEN * 2 ** (attempt - 2))
         target = negotiation_id
         try:
             if cached is None:
