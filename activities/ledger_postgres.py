@@ -133,7 +133,9 @@ class PostgresLedger:
                 timeout=timeout,
                 name=name,
                 check=psycopg_pool.AsyncConnectionPool.check_connection,
-                reconnect_timeout=0,  # 0: keep trying for ever
+                # No background back-off that could grow to minutes: each send that needs a
+                # connection tries afresh, and Temporal retries the send.
+                reconnect_timeout=0,
             )
 
         self._claims = pool("fitnest-ledger-claims", max_sends)
@@ -219,33 +221,39 @@ class PostgresLedger:
         """
         async with self._unavailable_as("claim", key):
             await self._open()
-            async with self._claims.connection() as conn:
-                await conn.execute(
-                    "INSERT INTO fitnest_notification_claims (idempotency_key) VALUES (%s) "
-                    "ON CONFLICT DO NOTHING",
-                    (key,),
-                )
-                async with conn.transaction():
-                    try:
-                        await conn.execute(
-                            "SELECT 1 FROM fitnest_notification_claims "
-                            "WHERE idempotency_key = %s FOR UPDATE NOWAIT",
-                            (key,),
+            async with self._claims.connection() as conn, conn.transaction():
+                if not await _lock(conn, key):
+                    # First send of this key: make its row (committed at once, by itself, so
+                    # no other session waits on it), then lock it like any other.
+                    async with self._records.connection() as other:
+                        await other.execute(
+                            "INSERT INTO fitnest_notification_claims (idempotency_key, claimed_by, "
+                            "claimed_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+                            (key, HOLDER),
                         )
-                    except psycopg.errors.LockNotAvailable:
-                        raise NotificationInProgress(
-                            f"notification {key_digest(key)[:16]} is being sent by another attempt"
-                        ) from None
-                    await conn.execute(
-                        "UPDATE fitnest_notification_claims SET claimed_by = %s, "
-                        "claimed_at = now() WHERE idempotency_key = %s",
-                        (HOLDER, key),
-                    )
-                    entry = await _read(conn, key)
-                    yield _PostgresClaim(self, key, entry)
+                    if not await _lock(conn, key):
+                        raise LedgerUnavailable("a claim row vanished while it was being made")
+                entry = await _read(conn, key)
+                yield _PostgresClaim(self, key, entry)
 
 
-#: Who holds a claim, for an operator reading the table: host and process, as the SDK's identity.
+async def _lock(conn: psycopg.AsyncConnection[Any], key: str) -> bool:
+    """Lock ``key``'s claim row in ``conn``'s transaction: True when held, False when there is
+    no row yet; :class:`NotificationInProgress` when another session holds it."""
+    try:
+        cur = await conn.execute(
+            "SELECT 1 FROM fitnest_notification_claims WHERE idempotency_key = %s "
+            "FOR UPDATE NOWAIT",
+            (key,),
+        )
+    except psycopg.errors.LockNotAvailable:
+        raise NotificationInProgress(
+            f"notification {key_digest(key)[:16]} is being sent by another attempt"
+        ) from None
+    return await cur.fetchone() is not None
+
+
+#: Who first claimed a key, for an operator reading the table: process and host.
 HOLDER = f"{os.getpid()}@{socket.gethostname()}"
 
 
