@@ -174,3 +174,12 @@ def open_ledger(settings: Settings) -> Ledger:
             max_sends=settings.ledger_max_sends,
         )
     return SentLedger(settings.ledger_dir)
+
+
+def describe_ledger(settings: Settings) -> str:
+    """Where ``settings`` put the ledger, for the worker's start line (never a password)."""
+    if settings.ledger_url:
+        from activities.ledger_postgres import describe_url
+
+        return describe_url(settings.ledger_url)
+    return f"files in {settings.ledger_dir}"

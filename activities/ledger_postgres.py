@@ -77,6 +77,13 @@ def _count_unavailable(operation: str) -> None:
         counter.add(1, {"operation": operation})
 
 
+def describe_url(url: str) -> str:
+    """A libpq URL's host, port, database and user, for logs: the password never."""
+    parts = conninfo_to_dict(url)
+    where = f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}"
+    return f"postgresql {where}/{parts.get('dbname', '')} as {parts.get('user', '')}"
+
+
 class _PostgresClaim:
     """A held claim: the key's entry when claimed, and records through the ledger."""
 
@@ -145,9 +152,7 @@ class PostgresLedger:
 
     def describe(self) -> str:
         """Host, port, database and user (the password never)."""
-        parts = conninfo_to_dict(self.url)
-        where = f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}"
-        return f"postgresql {where}/{parts.get('dbname', '')} as {parts.get('user', '')}"
+        return describe_url(self.url)
 
     async def _open(self) -> None:
         """Open the pools and make the tables, once; retried at the next send if it fails."""

@@ -20,6 +20,7 @@ from activities.channels import OutboxChannel, SmtpChannel
 from activities.durable import key_digest
 from activities.errors import (
     InvalidNotification,
+    NotificationInProgress,
     NotificationsNotConfigured,
     PermanentFailure,
     activity_edge,
@@ -178,6 +179,7 @@ class Notifier:
                     starttls=settings.smtp_starttls,
                     username=settings.smtp_username,
                     password=settings.smtp_password,
+                    timeout=settings.smtp_timeout_seconds,
                 )
             )
         if settings.outbox_dir is not None:
@@ -205,6 +207,14 @@ class Notifier:
         log = logger(
             __name__, negotiation_id=n.negotiation_id, kind=n.kind, key_hash=key_digest(key)[:16]
         )
+        try:
+            return await self._send_claimed(n, log)
+        except NotificationInProgress:
+            log.info("notification.in_progress")  # the retry finds it sent (or sends it)
+            raise
+
+    async def _send_claimed(self, n: Notification, log: Any) -> Delivery:
+        key = n.idempotency_key
         async with self.ledger.claim(key) as claim:
             entry = claim.entry
             done = entry.channels if entry is not None else ()

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default="fitnest@localhost", description="From address of notifications."
     )
     smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the SMTP server.")
+    smtp_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Bound of each SMTP step (connect, each command, DATA)."
+    )
     smtp_username: str | None = Field(
         default=None, description="SMTP login, when the server wants one."
     )
