@@ -87,8 +87,12 @@ class PostgresServer:
 
     def start(self) -> None:
         """Start (or start again) on the same port and data; return once it accepts clients."""
-        options = f"-p {self.port} -k {self.data_dir} -h {self.host} -c fsync=off"
-        done = self.pg_ctl("-w", "-t", str(START_SECONDS), "-l", str(self.log), "-o", options, "start")
+        options = (
+            f"-p {self.port} -k {self.data_dir} -h {self.host} -c fsync=off -c max_connections=300"
+        )
+        done = self.pg_ctl(
+            "-w", "-t", str(START_SECONDS), "-l", str(self.log), "-o", options, "start"
+        )
         if done.returncode != 0:
             raise PostgresUnavailable(
                 f"pg_ctl start failed ({done.returncode}): {done.stderr.strip()}\n{self.log_tail()}"
