@@ -129,11 +129,9 @@ def start_server() -> PostgresServer:
         except KeyError:
             raise PostgresUnavailable("running as root needs the postgres user") from None
         os.chown(data_dir, owner.pw_uid, owner.pw_gid)
+    initdb = [str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", SUPERUSER]
     init = subprocess.run(
-        _as_server_user(
-            [str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", SUPERUSER]
-            + ["--no-sync", "-E", "UTF8", "--locale", "C"]
-        ),
+        _as_server_user([*initdb, "--no-sync", "-E", "UTF8", "--locale", "C"]),
         capture_output=True,
         text=True,
         timeout=START_SECONDS * 2,
