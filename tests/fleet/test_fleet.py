@@ -115,7 +115,11 @@ async def fleet_run(
             for k in range(KILLS):
                 # Spread the kills over the run: each waits for its share of deliveries.
                 share = total * (k + 1) // (KILLS + 2)
-                await until(lambda s=share: len(mail.counts(prefix)) >= s, f"{share} delivered")
+
+                def delivered(share: int = share) -> bool:
+                    return len(mail.counts(prefix)) >= share
+
+                await until(delivered, f"{share} notifications delivered")
                 await kill_and_restart(workers[k % len(workers)], workers, mail, url, prefix)
             answers = await results(handles)
         finally:

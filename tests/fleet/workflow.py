@@ -16,22 +16,24 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from activities.timeouts import NOTIFY, ActivityOptions
+
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import Delivery, Notification
+    from activities.notifications import Delivery, Notification, Notifier
 
 #: The NOTIFY preset's shape with test-sized bounds (see the module docstring).
-FAST_NOTIFY = {
-    "start_to_close_timeout": timedelta(seconds=4),
-    "heartbeat_timeout": timedelta(seconds=3),
-    "schedule_to_close_timeout": timedelta(minutes=5),
-    "retry_policy": RetryPolicy(
+FAST_NOTIFY = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=4),
+    heartbeat_timeout=timedelta(seconds=3),
+    schedule_to_close_timeout=timedelta(minutes=5),
+    retry_policy=RetryPolicy(
         initial_interval=timedelta(milliseconds=200),
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=1),
         maximum_attempts=0,
-        non_retryable_error_types=["InvalidNotification", "NotificationRejected"],
+        non_retryable_error_types=NOTIFY["retry_policy"].non_retryable_error_types,
     ),
-}
+)
 
 
 class FleetInput(BaseModel):
@@ -60,8 +62,8 @@ class FleetNotifications:
         answers: list[Delivery] = []
         for first in range(0, inp.count, inp.at_once):
             batch = [
-                workflow.execute_activity(
-                    "send_notification",
+                workflow.execute_activity_method(
+                    Notifier.send_notification,
                     Notification(
                         idempotency_key=f"{inp.prefix}/{i}",
                         negotiation_id=inp.prefix.replace("/", "-"),
@@ -70,8 +72,7 @@ class FleetNotifications:
                         subject=f"Fleet notification {i}",
                         body="A notification of the fleet test.\n",
                     ),
-                    result_type=Delivery,
-                    **FAST_NOTIFY,  # type: ignore[arg-type]
+                    **FAST_NOTIFY,
                 )
                 for i in range(first, min(first + inp.at_once, inp.count))
             ]
