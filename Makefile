@@ -13,7 +13,7 @@ PYTHON_CHECK = import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 11) 
   "error: Fitnest needs Python >= 3.11 but $(PYTHON) is %d.%d; run make PYTHON=python3.11" % v)
 
 .DEFAULT_GOAL := help
-.PHONY: help install up test worker lint bench clean chromium
+.PHONY: help install up test worker lint bench clean chromium postgresql
 
 help:
 	@echo "make up      run the Temporal dev server, a worker and a demo negotiation (Ctrl-C stops all)"
@@ -39,7 +39,7 @@ install: $(STAMP)
 up: $(STAMP)
 	$(BIN)/python -m workers.up
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgresql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
@@ -49,6 +49,17 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else \
 	    echo "error: the browser tests need chromium: run 'sudo apt-get install -y chromium' (Debian/Ubuntu)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# The ledger and fleet tests start Debian's PostgreSQL server themselves (as a non-root user, on a
+# free port, data in a temporary folder); only the package is needed.
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else \
+	    echo "error: the ledger tests need PostgreSQL: run 'sudo apt-get install -y postgresql' (Debian/Ubuntu)" >&2; \
 	    exit 1; \
 	  fi; }
 

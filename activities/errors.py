@@ -77,6 +77,11 @@ class LedgerUnreadable(Exception):
     twice, so an operator must look at the file named in the message."""
 
 
+class LedgerUnavailable(Exception):
+    """The ledger's database cannot be reached or answered with an error. Retryable: nothing is
+    sent without a claim, so the notification waits for the database to come back."""
+
+
 class NotificationsNotConfigured(ValueError):
     """Raised at worker start when no notification channel is configured."""
 

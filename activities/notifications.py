@@ -1,8 +1,9 @@
 """Notifications to people: role cards, offers, decision requests, hand-offs, outcomes.
 
-``send_notification`` is idempotent by key: the :class:`~activities.ledger.SentLedger` remembers
-each channel that delivered a key, so a retried activity or a restarted worker skips what went
-out already and answers ``duplicate=True`` once everything has. Logs name the negotiation, the
+``send_notification`` is idempotent by key: the ledger (:mod:`activities.ledger`, files on one
+machine or PostgreSQL for a fleet) remembers each channel that delivered a key, so a retried
+activity or a worker on another host skips what went out already and answers ``duplicate=True``
+once everything has. Logs name the negotiation, the
 kind, the key's hash and the channel; never the subject, the body or the addresses.
 """
 
@@ -19,12 +20,13 @@ from activities.channels import OutboxChannel, SmtpChannel
 from activities.durable import key_digest
 from activities.errors import (
     InvalidNotification,
+    NotificationInProgress,
     NotificationsNotConfigured,
     PermanentFailure,
     activity_edge,
     parse_input,
 )
-from activities.ledger import SentLedger
+from activities.ledger import Ledger, SentLedger, open_ledger
 from activities.log import logger
 from negotiation.models import Email, Identifier
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Channel",
     "Delivery",
+    "Ledger",
     "Notification",
     "Notifier",
     "OutboxChannel",
@@ -124,7 +127,14 @@ HEARTBEAT_SECONDS = 2.0
 
 async def _alive_while(work: Coroutine[Any, Any, Delivery]) -> Delivery:
     """Run ``work``, heartbeating meanwhile when inside an activity: a worker that dies mid-send
-    is then noticed at the heartbeat timeout, not at the end of the attempt's timeout."""
+    is then noticed at the heartbeat timeout, not at the end of the attempt's timeout.
+
+    A cancelled activity (its attempt timed out, or the worker is shutting down) does not cancel
+    ``work``: a mail session in flight runs on in its thread whatever the coroutine does, and
+    letting go of the claim before it ends would let a retry on another worker send the same
+    message. ``work`` finishes (each SMTP step is bounded by its timeout), records what it
+    delivered and lets go of its claim; then the cancellation goes on.
+    """
     task = asyncio.ensure_future(work)
     try:
         while True:
@@ -133,14 +143,20 @@ async def _alive_while(work: Coroutine[Any, Any, Delivery]) -> Delivery:
                 return task.result()
             if activity.in_activity():
                 activity.heartbeat()
-    finally:
-        task.cancel()
+    except asyncio.CancelledError:
+        if not task.done():
+            logger(__name__).info("notification.finishing_before_cancel")
+            # Shielded: a second cancellation stops the wait, never the send.
+            await asyncio.wait({asyncio.shield(task)})
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the cancellation is what the caller sees
+        raise
 
 
 class Notifier:
     """Sends notifications through its channels, at most once per key, recorded in the ledger."""
 
-    def __init__(self, channels: Sequence[Channel], ledger: SentLedger) -> None:
+    def __init__(self, channels: Sequence[Channel], ledger: Ledger) -> None:
         """Deliver through ``channels`` in order, remembering deliveries in ``ledger``."""
         names = [c.name for c in channels]
         if not names or len(set(names)) != len(names):
@@ -163,6 +179,7 @@ class Notifier:
                     starttls=settings.smtp_starttls,
                     username=settings.smtp_username,
                     password=settings.smtp_password,
+                    timeout=settings.smtp_timeout_seconds,
                 )
             )
         if settings.outbox_dir is not None:
@@ -172,7 +189,7 @@ class Notifier:
                 "no notification channel is configured: set FITNEST_SMTP_HOST to send mail "
                 "and/or FITNEST_OUTBOX_DIR to write .eml files"
             )
-        return cls(channels, SentLedger(settings.ledger_dir))
+        return cls(channels, open_ledger(settings))
 
     @activity.defn(name="send_notification")
     async def send_notification(self, n: Notification) -> Delivery:
@@ -190,20 +207,29 @@ class Notifier:
         log = logger(
             __name__, negotiation_id=n.negotiation_id, kind=n.kind, key_hash=key_digest(key)[:16]
         )
-        with self.ledger.claim(key) as entry:
+        try:
+            return await self._send_claimed(n, log)
+        except NotificationInProgress:
+            log.info("notification.in_progress")  # the retry finds it sent (or sends it)
+            raise
+
+    async def _send_claimed(self, n: Notification, log: Any) -> Delivery:
+        key = n.idempotency_key
+        async with self.ledger.claim(key) as claim:
+            entry = claim.entry
             done = entry.channels if entry is not None else ()
             pending = [c for c in self.channels if c.name not in done]
             if entry is not None and (entry.complete or not pending):
                 # Delivered before. A channel configured since then does not get it either.
                 if not entry.complete:
-                    await asyncio.to_thread(self.ledger.record, key, done, True)
+                    await claim.record(done, True)
                 log.info("notification.duplicate", channels=done)
                 return Delivery(idempotency_key=key, channels=done, duplicate=True)
             for channel in pending:
                 await self._deliver(channel, n, log)
                 done = (*done, channel.name)
                 # Recorded after each channel, so a retry resends only where it failed.
-                await asyncio.to_thread(self.ledger.record, key, done, channel is pending[-1])
+                await claim.record(done, channel is pending[-1])
         log.info("notification.sent", channels=done)
         return Delivery(idempotency_key=key, channels=done, duplicate=False)
 

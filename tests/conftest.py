@@ -1,13 +1,14 @@
-"""Servers shared by the whole test session: the real Temporal dev server and the time-skipping server.
+"""Servers shared by the whole test session: the real Temporal dev server, the time-skipping
+server and a PostgreSQL server (Debian's, for the shared sent-notification ledger).
 
-Both start lazily, once, on free ports, only when a test asks for them.
+They start lazily, once, on free ports, only when a test asks for them.
 """
 
 from __future__ import annotations
 
 import shutil
 import sysconfig
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.encryption import DATA_CONVERTER
+from tests.postgres import PostgresServer, PostgresUnavailable, remove, start_server
 from workers.devserver import DevServerSettings, free_port
 from workflows.search_attributes import ALL
 
@@ -74,3 +76,20 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (each test makes its own database in it)."""
+    try:
+        server = start_server()
+    except PostgresUnavailable as err:
+        pytest.fail(str(err))
+    yield server
+    remove(server)
+
+
+@pytest.fixture
+def ledger_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database on the session's PostgreSQL server, as a libpq URL."""
+    return postgres.create_database("ledger")

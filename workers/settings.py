@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default="fitnest@localhost", description="From address of notifications."
     )
     smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the SMTP server.")
+    smtp_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Bound of each SMTP step (connect, each command, DATA)."
+    )
     smtp_username: str | None = Field(
         default=None, description="SMTP login, when the server wants one."
     )
@@ -78,7 +81,21 @@ class Settings(BaseSettings):
         "replayed from history when they next have work (bounds the worker's memory).",
     )
     ledger_dir: Path = Field(
-        default=Path(".data/notifications"), description="Sent-notification ledger."
+        default=Path(".data/notifications"),
+        description="Sent-notification ledger as files (one machine), when ledger_url is unset.",
+    )
+    ledger_url: str | None = Field(
+        default=None,
+        description="The sent-notification ledger in PostgreSQL, as a libpq URL without the "
+        "password (postgresql://user@host:5432/db); required when workers run on several hosts.",
+    )
+    ledger_password: str | None = Field(
+        default=None, description="Password of ledger_url's user (from the environment only)."
+    )
+    ledger_max_sends: int = Field(
+        default=10,
+        ge=1,
+        description="Sends one worker may have claimed in PostgreSQL at once (one connection each).",
     )
     ui_host: str = Field(default="127.0.0.1", description="Interface the approver UI listens on.")
     ui_port: int = Field(default=8000, description="Port of the approver UI and its JSON API.")

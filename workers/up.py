@@ -5,8 +5,10 @@ Creates on first run the encryption keyring (``.data/keys.json``) and the codec 
 ``.data/temporal.sqlite``, kept across runs; its Web UI decodes through the codec server), the
 codec server, a worker writing notifications as files into ``.outbox/``, and a demo negotiation
 (``fitnest simulate``) whose output appears in this terminal. Ctrl-C (or SIGTERM) stops them
-in reverse order and exits 0; a server or worker that dies on its own stops the rest and
-exits 1; ports already taken exit 2. Ports and data folder: see ``workers.devserver``.
+in reverse order and exits 0. A worker that dies on its own is started again after a back-off
+(1 s, doubling to 30 s, back to 1 s once it has run for a minute), which its log and this
+terminal say; a server that dies stops the rest and exits 1; ports already taken exit 2. Ports
+and data folder: see ``workers.devserver``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -61,6 +63,10 @@ APPROVAL_DEMO_SECONDS = 3600
 UI_READY_TIMEOUT = 30.0
 WORKER_ARGV: Sequence[str] = (sys.executable, "-m", "workers.worker")
 WORKER_READY_TIMEOUT = 30.0
+#: Seconds before a dead worker is started again: doubling from the first to the last.
+RESTART_BACKOFF = (1.0, 30.0)
+#: A worker that ran this long before dying starts again after the first back-off step.
+RESTART_RESET_SECONDS = 60.0
 
 
 class ChildFailed(RuntimeError):
@@ -69,7 +75,8 @@ class ChildFailed(RuntimeError):
 
 @dataclass
 class Child:
-    """A supervised process: how to stop it, and whether it is expected to finish on its own."""
+    """A supervised process: how to stop it, whether it is expected to finish on its own, and
+    how to start it again when it should be restarted rather than stop everything."""
 
     name: str
     process: subprocess.Popen[bytes]
@@ -77,6 +84,11 @@ class Child:
     log: Path | None = None
     finishes: bool = False
     reported: bool = False
+    restart: Callable[[], subprocess.Popen[bytes]] | None = None
+    restarts: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    next_start: float | None = None
+    backoff: float = 0.0
 
     def exit_description(self) -> str:
         """How the child ended: an exit code, or the signal that killed it."""
@@ -93,16 +105,65 @@ class Child:
         return f"{self.name} {self.exit_description()}{where}"
 
 
-def spawn(name: str, argv: Sequence[str], env: dict[str, str], log: Path | None = None) -> Child:
-    """Start a supervised child; its output goes to ``log``, or to this terminal without one."""
+def _popen(
+    argv: Sequence[str], env: dict[str, str], log: Path | None, mode: str = "wb"
+) -> subprocess.Popen[bytes]:
     if log is None:
-        process = subprocess.Popen(argv, env=env, **child_process_options())
-    else:
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, **child_process_options()
-            )
-    return Child(name, process, stop=lambda: stop_process(process), log=log)
+        return subprocess.Popen(argv, env=env, **child_process_options())
+    with log.open(mode) as out:
+        return subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, **child_process_options()
+        )
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    env: dict[str, str],
+    log: Path | None = None,
+    *,
+    restartable: bool = False,
+) -> Child:
+    """Start a supervised child; its output goes to ``log``, or to this terminal without one.
+
+    A ``restartable`` child that dies is started again (appending to its log) by :func:`supervise`.
+    """
+    child = Child(name, _popen(argv, env, log), stop=lambda: 0, log=log)
+    child.stop = lambda: stop_process(child.process)
+    if restartable:
+        child.restart = lambda: _popen(argv, env, log, "ab")
+    return child
+
+
+def _say(child: Child, line: str) -> None:
+    """Tell the terminal, and the child's log when it has one (the log is followed on screen)."""
+    if child.log is None:
+        print(line, flush=True)
+        return
+    with child.log.open("ab") as out:
+        out.write(f"{line}\n".encode())
+
+
+def restart_when_due(child: Child, now: float) -> None:
+    """For a dead restartable child: schedule its restart (saying when), or start it if due."""
+    assert child.restart is not None
+    if child.next_start is None:
+        first, longest = RESTART_BACKOFF
+        ran = now - child.started_at
+        child.backoff = (
+            first if ran >= RESTART_RESET_SECONDS else min(max(child.backoff * 2, first), longest)
+        )
+        child.next_start = now + child.backoff
+        _say(
+            child,
+            f"fitnest up: {child.name} {child.exit_description()}; starting it again in "
+            f"{child.backoff:g} s (restart {child.restarts + 1}); the rest keeps running",
+        )
+    elif now >= child.next_start:
+        child.process = child.restart()
+        child.restarts += 1
+        child.started_at, child.next_start = now, None
+        _say(child, f"fitnest up: {child.name} started again (restart {child.restarts})")
 
 
 async def wait_for_worker(client: Client, task_queue: str, worker: Child) -> None:
@@ -238,11 +299,15 @@ async def follow(log: Path, prefix: str = "worker | ") -> None:
             await asyncio.sleep(0.3)
 
 
-async def supervise(children: Sequence[Child]) -> int:
-    """Watch the children until one that should keep running exits (then raise)."""
+async def supervise(children: Sequence[Child], poll_seconds: float = 0.5) -> int:
+    """Watch the children: restart a restartable one that died (with a back-off), until one that
+    should keep running and cannot be restarted exits (then raise)."""
     while True:
         for child in children:
             if child.process.poll() is None or child.reported:
+                continue
+            if child.restart is not None:
+                restart_when_due(child, time.monotonic())
                 continue
             if not child.finishes:
                 raise ChildFailed(child.failure())
@@ -250,7 +315,7 @@ async def supervise(children: Sequence[Child]) -> int:
             ok = child.process.returncode == 0
             verdict = "finished" if ok else f"{child.exit_description()} (see its output above)"
             print(f"\n{child.name} {verdict}; the rest keeps running. Ctrl-C stops it.", flush=True)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(poll_seconds)
 
 
 def stop_all(children: list[Child]) -> None:
@@ -279,7 +344,7 @@ async def up() -> int:
         codec_log = settings.data_dir / "codec-server.log"
         children.append(await start_codec_server(wiring, env, codec_log))
         worker_log = settings.data_dir / "worker.log"
-        worker = spawn("worker", WORKER_ARGV, env, log=worker_log)
+        worker = spawn("worker", WORKER_ARGV, env, log=worker_log, restartable=True)
         children.append(worker)
         await wait_for_worker(server.client, Settings().task_queue, worker)
         fitnest = find_executable("fitnest")

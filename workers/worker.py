@@ -5,15 +5,23 @@ environment (FITNEST_TEMPORAL_ADDRESS, FITNEST_NAMESPACE, FITNEST_TASK_QUEUE) un
 It logs in the format of ``FITNEST_LOG_FORMAT`` and serves Prometheus metrics on
 ``FITNEST_METRICS_PORT`` (``workers/telemetry.py``). On a stop signal it stops polling and gives
 running activities ``FITNEST_GRACEFUL_SHUTDOWN_SECONDS`` to finish before cancelling them.
+
+A worker that cannot reach Temporal keeps trying, with a back-off, and says so: each failure is
+logged (``worker.temporal_unreachable``, with the next try's delay) and counted in the metric
+``fitnest_worker_temporal_unreachable``. Once connected, the SDK's pollers retry a lost server
+themselves (its warnings are in the log, its request failures in ``temporal_request_failure``).
+A ledger database that is down fails sends retryably (``ledger.unavailable``,
+``fitnest_ledger_unavailable``) and does not stop the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import structlog
@@ -22,8 +30,9 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities import all_activities
+from activities.ledger import describe_ledger
 from workers import telemetry
-from workers.client import connect
+from workers.client import ClusterUnreachable, connect
 from workers.codec import EncryptionCodec, KeyringError, WorkerCodec, load_seal_keys
 from workers.process import exit_process
 from workers.settings import Settings
@@ -56,6 +65,12 @@ WORKFLOWS: Sequence[type] = (
 )
 
 log = structlog.get_logger("fitnest.worker")
+
+#: Seconds between tries to reach Temporal at start: doubling from the first to the last.
+CONNECT_BACKOFF = (0.5, 15.0)
+
+#: Builds the worker a process runs (``build_worker``; a test fleet registers workflows of its own).
+WorkerBuilder = Callable[[Client, Settings], Worker]
 
 
 def worker_client(client: Client) -> Client:
@@ -90,11 +105,38 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str | None =
     )
 
 
-async def run(settings: Settings) -> None:
+async def connect_until_stopped(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """Connect to Temporal, trying again with a back-off until it answers; None when ``stop``
+    is set first. Every failure is logged and counted (``fitnest_worker_temporal_unreachable``)."""
+    counter = Runtime.default().metric_meter.create_counter(
+        "fitnest_worker_temporal_unreachable", "Failed tries of a worker to reach Temporal."
+    )
+    delay, longest = CONNECT_BACKOFF
+    attempt = 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            return await connect(settings)
+        except ClusterUnreachable as err:
+            counter.add(1)
+            log.warning(
+                "worker.temporal_unreachable",
+                address=settings.temporal_address,
+                attempt=attempt,
+                retry_in_seconds=delay,
+                error=str(err),
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, longest)
+    return None
+
+
+async def run(settings: Settings, build: WorkerBuilder = build_worker) -> None:
     """Run a worker until SIGINT or SIGTERM, then finish in-flight tasks and stop.
 
     Configures this process's logging and its metrics endpoint first; exits with status 1 when
-    the metrics port cannot be bound.
+    the metrics port cannot be bound. Waits for Temporal as long as it takes (see the module).
     """
     telemetry.configure_from(settings)
     try:
@@ -103,18 +145,22 @@ async def run(settings: Settings) -> None:
     except telemetry.MetricsUnavailable as err:
         log.error("worker.failed", error=str(err))
         raise SystemExit(1) from err
-    client = await connect(settings)
-    worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    client = await connect_until_stopped(settings, stop)
+    if client is None:
+        log.info("worker.stopped", connected=False)
+        return
+    worker = build(client, settings)
     log.info(
         "worker.started",
         address=settings.temporal_address,
         namespace=settings.namespace,
         task_queue=settings.task_queue,
         metrics=telemetry.metrics_url(settings),
+        ledger=describe_ledger(settings),
         graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
     )
     async with worker:

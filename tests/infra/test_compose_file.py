@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from workers.settings import TASK_QUEUE, Settings
 from workflows.search_attributes import ALL, CLI_TYPES
@@ -25,6 +26,7 @@ FROM_ENVIRONMENT = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}$")
 FITNEST_SERVICES = {"keyring", "seal-keyring", "worker", "codec-server", "ui"}
 SERVICES = FITNEST_SERVICES | {
     "postgresql",
+    "ledger-db",
     "temporal-schema",
     "temporal",
     "temporal-setup",
@@ -148,8 +150,10 @@ def test_services_start_in_order(services):
     assert after("temporal-schema") == {"postgresql": "service_healthy"}
     assert after("temporal") == {"temporal-schema": "service_completed_successfully"}
     assert after("temporal-setup") == {"temporal": "service_healthy"}
+    assert after("ledger-db") == {"postgresql": "service_healthy"}
     assert after("worker") == {
         "temporal": "service_healthy",
+        "ledger-db": "service_completed_successfully",
         "temporal-setup": "service_completed_successfully",
         "keyring": "service_completed_successfully",
         "seal-keyring": "service_completed_successfully",
@@ -159,7 +163,7 @@ def test_services_start_in_order(services):
         assert services[name]["healthcheck"]["test"], name
     healthcheck = services["worker"]["healthcheck"]["test"]
     assert (ROOT / "deploy" / Path(healthcheck[-1]).name).is_file()
-    for one_shot in ("temporal-schema", "temporal-setup", "keyring"):
+    for one_shot in ("temporal-schema", "temporal-setup", "keyring", "ledger-db"):
         assert services[one_shot]["restart"] == "no"
 
 
@@ -214,3 +218,28 @@ def test_only_workers_hold_the_seal_keyring(services):
     assert holders == {"worker", "seal-keyring"}
     assert setting(services["worker"], "FITNEST_SEAL_KEY_FILE").startswith("/app/seal/")
     assert services["seal-keyring"]["command"] == ["fitnest", "keys", "init", "--seal"]
+
+
+def test_every_worker_replica_shares_the_ledger_in_its_own_postgresql_database(services):
+    """Replicas on different hosts share no volume: the ledger must be the database."""
+    worker, job = services["worker"], services["ledger-db"]
+    env = environment(worker)
+    assert "FITNEST_LEDGER_DIR" not in env
+    url = conninfo_to_dict(setting(worker, "FITNEST_LEDGER_URL"))
+    assert "password" not in url  # it comes from FITNEST_LEDGER_PASSWORD, from the environment
+    assert url["host"] == "postgresql" and url["host"] in services
+    assert url["user"] == url["dbname"] == setting(job, "LEDGER_DB_USER")
+    assert url["user"] != setting(services["postgresql"], "POSTGRES_USER")  # its own user
+    assert setting(worker, "FITNEST_LEDGER_PASSWORD") == setting(job, "LEDGER_DB_PASSWORD")
+    assert FROM_ENVIRONMENT.match(setting(worker, "FITNEST_LEDGER_PASSWORD"))
+    assert job["image"] == services["postgresql"]["image"]
+    assert setting(job, "PGHOST") == "postgresql"
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in job["volumes"]}
+    assert (ROOT / mounts[job["entrypoint"][-1]]).is_file()
+
+
+def test_a_worker_that_dies_is_restarted_and_its_health_is_checked(services):
+    worker = services["worker"]
+    assert worker["restart"] == "unless-stopped"
+    assert worker["healthcheck"]["test"][0] == "CMD"
+    assert int(worker["healthcheck"]["retries"]) >= 1

@@ -55,6 +55,8 @@ class WorkerProcess:
     log: Path
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
+    #: The module run with ``python -m``: the product's worker, or a test's own entry point.
+    module: str = "workers.worker"
 
     def log_text(self) -> str:
         """Everything the worker logged so far, over all its starts."""
@@ -79,7 +81,7 @@ class WorkerProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "workers.worker",
+                self.module,
                 cwd=self.log.parent,
                 env=worker_environment(self.settings),
                 stdin=asyncio.subprocess.DEVNULL,

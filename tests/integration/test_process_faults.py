@@ -38,7 +38,6 @@ from tests.integration.processes import WorkerProcess, smtp_server
 from tests.workflows.harness import Negotiation, make_request, terms, worker_replacing
 from workers import devserver
 from workers.client import connect
-from workers.devserver import free_port
 from workers.settings import Settings
 from workflows import search_attributes as sa
 
@@ -172,7 +171,9 @@ async def play(
             smtp_port=port,
             ledger_dir=folder / "ledger",
             policy_file=policy_file(folder, **(policy or {})),
-            metrics_port=free_port(),  # workers of other scenarios run at the same time
+            # No metrics endpoint: these workers need none, and a port picked by free_port() could
+            # be taken by another scenario's process before the worker binds it.
+            metrics_port=0,
         )
         client = await connect(settings)
         play_script, playbook = SCRIPTS[script]
