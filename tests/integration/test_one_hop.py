@@ -215,7 +215,10 @@ async def test_rounds_across_fresh_development_runs_and_continue_as_new_lose_not
             await n.respond("counter", COUNTER)
             if i % 5 == 4:  # let it answer now and then; in between, responses queue up
                 await n.until(lambda s, i=i: s.round == i + 1, 60)
-        status = await n.until(lambda s: s.round == rounds, 60)
+        # Our answer to the last round shows once it is sent.
+        status = await n.until(
+            lambda s: s.round == rounds and s.our_terms.version == 2 * rounds + 1, 60
+        )
         parents, developments = await _runs(site.client, n.id)
     assert status.rejected_messages == []
     assert [o.version for o in status.offers] == list(range(1, 2 * rounds + 2))
