@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import httpx2
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.integrations.base_client import OAuthError
 from authlib.oauth2 import OAuth2Error
 from joserfc import jwt
 from joserfc.errors import (
@@ -212,7 +213,7 @@ class OidcClient:
                     code_verifier=flow.code_verifier,
                     redirect_uri=self.config.redirect_uri,
                 )
-        except OAuth2Error as err:
+        except (OAuth2Error, OAuthError) as err:
             raise OidcRefused(
                 "the identity provider refused the sign-in code "
                 f"({err.error or 'error'}: a code is good once, for this application only)"
