@@ -26,8 +26,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx2
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2 import OAuth2Error
 from joserfc import jwt
 from joserfc.errors import (
