@@ -164,6 +164,22 @@ async def sign_in(http: httpx.AsyncClient, user: str, password: str = PASSWORD) 
     )
 
 
+async def signed_in_as(http: httpx.AsyncClient) -> str | None:
+    """Who the inbox says is signed in (the first word of the header); None: the sign-in page."""
+    inbox = await http.get("/")
+    if inbox.status_code == 401:
+        return None
+    assert inbox.status_code == 200, inbox.text
+    start = inbox.text.index('data-testid="who">') + len('data-testid="who">')
+    return inbox.text[start:].split(" ", 1)[0]
+
+
+def settings_in(ui_server: UiServer, folder: Path, **more: object) -> Settings:
+    """``ui_server``'s settings with the UI's own files (audit, sessions, key) in ``folder``."""
+    files = {"ui_audit_log": folder / "audit.jsonl", "ui_secret_file": folder / "ui-secret"}
+    return ui_server.settings.model_copy(update=files | more)
+
+
 def csrf_of(html: str) -> str:
     """The CSRF token of the first form on a page."""
     marker = 'name="csrf" value="'

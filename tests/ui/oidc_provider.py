@@ -30,8 +30,9 @@ import httpx
 import pytest
 import yaml
 from fastapi import FastAPI
+from joserfc.jwk import KeySet
 
-from tests.ui.conftest import UiServer, serving
+from tests.ui.conftest import UiServer, serving, settings_in
 from ui.app import create_app
 from ui.directory import load_directory
 from ui.oidc import CALLBACK_PATH, OidcClient, OidcConfig, SignInFlow
@@ -192,6 +193,10 @@ class OidcUi:
     audit_log: Path
     directory_file: Path
 
+    def oidc_keys(self) -> KeySet:
+        """The provider's published signing keys."""
+        return KeySet.import_key_set(httpx.get(f"{self.provider.issuer}/jwks").json())
+
     def http(self) -> httpx.AsyncClient:
         """A browser-like client of the UI (cookies kept, redirects not followed)."""
         return httpx.AsyncClient(base_url=self.url, timeout=60)
@@ -236,17 +241,15 @@ async def oidc_ui(
     public = f"http://127.0.0.1:{port}"
     client = provider.register(public + CALLBACK_PATH)
     directory = write_oidc_directory(folder / "approvers.yaml", approvers)
-    settings = ui_server.settings.model_copy(
-        update={
-            "ui_directory": directory,
-            "ui_audit_log": folder / "audit.jsonl",
-            "ui_secret_file": folder / "ui-secret",
-            "ui_public_url": public,
-            "oidc_issuer": provider.issuer,
-            "oidc_client_id": client.client_id,
-            "oidc_client_secret": client.secret,
-            "oidc_provider_name": "the test provider",
-        }
+    settings = settings_in(
+        ui_server,
+        folder,
+        ui_directory=directory,
+        ui_public_url=public,
+        oidc_issuer=provider.issuer,
+        oidc_client_id=client.client_id,
+        oidc_client_secret=client.secret,
+        oidc_provider_name="the test provider",
     )
     config = OidcConfig.from_settings(settings)
     assert config is not None

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.ui.conftest import PASSWORD, UiServer, csrf_of, serving, sign_in
+from tests.ui.conftest import PASSWORD, UiServer, csrf_of, serving, settings_in, sign_in
 from ui.app import create_app
 from ui.directory import load_directory, needs_rehash, verify_secret
 
@@ -51,13 +51,7 @@ async def test_an_old_scrypt_password_signs_in_and_is_rehashed_with_argon2id(
 ):
     old = scrypt_hash(PASSWORD)
     directory = _directory(tmp_path / "approvers.yaml", old)
-    settings = ui_server.settings.model_copy(
-        update={
-            "ui_directory": directory,
-            "ui_audit_log": tmp_path / "audit.jsonl",
-            "ui_secret_file": tmp_path / "ui-secret",
-        }
-    )
+    settings = settings_in(ui_server, tmp_path, ui_directory=directory)
     app = create_app(settings, load_directory(directory), ui_server.env.client)
     async with serving(app) as url:
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
@@ -75,13 +69,8 @@ async def test_an_old_scrypt_password_signs_in_and_is_rehashed_with_argon2id(
 async def test_a_session_sits_idle_too_long_and_ends(ui_server: UiServer, tmp_path: Path):
     now = [time.time()]
     directory = _directory(tmp_path / "approvers.yaml", scrypt_hash(PASSWORD))
-    settings = ui_server.settings.model_copy(
-        update={
-            "ui_directory": directory,
-            "ui_audit_log": tmp_path / "audit.jsonl",
-            "ui_secret_file": tmp_path / "ui-secret",
-            "ui_session_idle_seconds": 600.0,
-        }
+    settings = settings_in(
+        ui_server, tmp_path, ui_directory=directory, ui_session_idle_seconds=600.0
     )
     app = create_app(
         settings, load_directory(directory), ui_server.env.client, wall_clock=lambda: now[0]

@@ -12,8 +12,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
 
-from tests.ui.conftest import UiServer, csrf_of
+from tests.ui.conftest import UiServer, csrf_of, signed_in_as
 from tests.ui.oidc_provider import APPROVERS, OidcUi, Provider, oidc_ui, unsigned
 from ui.oidc import SignInFlow
 
@@ -37,16 +39,6 @@ def untampered(ui: OidcUi):  # type: ignore[no-untyped-def]
     ui.oidc.tamper, ui.oidc.offset = None, 0.0
 
 
-async def _who(http: httpx.AsyncClient) -> str | None:
-    """Who the UI says is signed in (None: the sign-in page)."""
-    inbox = await http.get("/")
-    if inbox.status_code == 401:
-        return None
-    assert inbox.status_code == 200, inbox.text
-    start = inbox.text.index('data-testid="who">') + len('data-testid="who">')
-    return inbox.text[start:].split(" ", 1)[0]
-
-
 def _refused_with(reply: httpx.Response, status: int, words: str) -> None:
     assert reply.status_code == status, reply.text
     assert 'data-testid="sign-in-refused"' in reply.text
@@ -67,7 +59,7 @@ async def test_an_approver_signs_in_through_the_provider_as_the_subject_it_vouch
     async with ui.http() as http:
         back = await ui.sign_in(http, "sub-ana", next_path="/kpis")
         assert back.status_code == 303 and back.headers["location"] == "/kpis"
-        assert await _who(http) == "ana"
+        assert await signed_in_as(http) == "ana"
         inbox = await http.get("/")
         assert "oidc:ana@fitnest.example (sub sub-ana at http://127.0.0.1:" in inbox.text
     record = _last_record(ui)
@@ -78,14 +70,14 @@ async def test_an_approver_signs_in_through_the_provider_as_the_subject_it_vouch
 async def test_a_verified_email_matches_the_directory_entry(ui: OidcUi):
     async with ui.http() as http:
         assert (await ui.sign_in(http, "sub-fay")).status_code == 303
-        assert await _who(http) == "fay"
+        assert await signed_in_as(http) == "fay"
 
 
 async def test_an_unverified_email_matches_nobody(ui: OidcUi):
     async with ui.http() as http:
         reply = await ui.sign_in(http, "sub-unverified")
         _refused_with(reply, 403, "has not verified the e-mail address fay@fitnest.example")
-        assert await _who(http) is None
+        assert await signed_in_as(http) is None
     assert _last_record(ui)["outcome"] == "no_entry"
 
 
@@ -96,7 +88,7 @@ async def test_someone_the_directory_does_not_hold_sees_why_is_audited_and_can_d
         reply = await ui.sign_in(http, "sub-stranger")
         _refused_with(reply, 403, "the approver directory has no entry for this account")
         assert "stranger@elsewhere.example" in reply.text
-        assert await _who(http) is None
+        assert await signed_in_as(http) is None
         page = await http.get("/login")
         attempt = await http.post("/logout", data={"csrf": csrf_of(page.text)})
         assert attempt.status_code == 303  # nothing to end: no session was started
@@ -108,7 +100,7 @@ async def test_someone_the_directory_does_not_hold_sees_why_is_audited_and_can_d
 async def test_the_role_holds_only_while_the_provider_names_its_group(ui: OidcUi):
     async with ui.http() as http:
         assert (await ui.sign_in(http, "sub-lee")).status_code == 303
-        assert await _who(http) == "lee"
+        assert await signed_in_as(http) == "lee"
     async with ui.http() as http:
         reply = await ui.sign_in(http, "sub-lee-left")
         _refused_with(reply, 403, "needs membership of the group legal")
@@ -125,7 +117,7 @@ async def test_an_answer_with_another_state_is_refused_and_the_sign_in_cannot_be
         # The real answer after that finds no sign-in under way: a refused flow starts again.
         late = await http.get(back)
         _refused_with(late, 400, "no sign-in is under way in this browser")
-        assert await _who(http) is None
+        assert await signed_in_as(http) is None
 
 
 async def test_an_answer_in_a_browser_that_started_no_sign_in_is_refused(ui: OidcUi):
@@ -133,7 +125,7 @@ async def test_an_answer_in_a_browser_that_started_no_sign_in_is_refused(ui: Oid
         back = await ui.provider.approve(await ui.begin(starter), "sub-ana")
         # Login CSRF: the answer is planted in someone else's browser.
         _refused_with(await victim.get(back), 400, "no sign-in is under way")
-        assert await _who(victim) is None
+        assert await signed_in_as(victim) is None
 
 
 async def test_a_replayed_code_is_refused_by_the_provider(ui: OidcUi):
@@ -146,7 +138,7 @@ async def test_a_replayed_code_is_refused_by_the_provider(ui: OidcUi):
         state = parse_qs(urlsplit(second).query)["state"][0]
         replay = await http.get("/login/oidc/callback", params={"code": code, "state": state})
         _refused_with(replay, 401, "the identity provider refused the sign-in code")
-        assert await _who(http) is None
+        assert await signed_in_as(http) is None
     assert _last_record(ui)["outcome"] == "refused"
 
 
@@ -159,7 +151,7 @@ async def _swapped_in(ui: OidcUi, swap) -> httpx.Response:  # type: ignore[no-un
     ui.oidc.tamper = tamper
     async with ui.http() as http:
         reply = await ui.sign_in(http, "sub-ana")
-        assert await _who(http) is None
+        assert await signed_in_as(http) is None
     assert _last_record(ui)["outcome"] == "refused"
     return reply
 
@@ -185,6 +177,15 @@ async def test_an_unsigned_id_token_is_refused(ui: OidcUi):
         return unsigned(ours)
 
     _refused_with(await _swapped_in(ui, alg_none), 401, "not signed with an algorithm")
+
+
+async def test_an_id_token_signed_with_hmac_under_our_own_client_secret_is_refused(ui: OidcUi):
+    async def hmac_signed(_flow: SignInFlow, ours: str) -> str:
+        claims = jwt.decode(ours, ui.oidc_keys(), algorithms=["RS256"]).claims
+        key = OctKey.import_key(ui.client.secret.encode())
+        return jwt.encode({"alg": "HS256"}, claims, key, algorithms=["HS256"])
+
+    _refused_with(await _swapped_in(ui, hmac_signed), 401, "not signed with an algorithm")
 
 
 async def test_an_id_token_with_a_changed_claim_no_longer_verifies(ui: OidcUi):
@@ -239,7 +240,7 @@ async def test_sign_out_ends_the_providers_session_too(ui: OidcUi):
         query = parse_qs(urlsplit(location).query)
         assert query["post_logout_redirect_uri"] == [f"{ui.url}/login"]
         assert query["id_token_hint"][0].count(".") == 2
-        assert await _who(http) is None
+        assert await signed_in_as(http) is None
 
 
 async def test_someone_removed_from_the_directory_loses_access_at_the_next_request(
@@ -247,9 +248,9 @@ async def test_someone_removed_from_the_directory_loses_access_at_the_next_reque
 ):
     async with oidc_ui(oidc_provider, ui_server, tmp_path) as own, own.http() as http:
         assert (await own.sign_in(http, "sub-fay")).status_code == 303
-        assert await _who(http) == "fay"
+        assert await signed_in_as(http) == "fay"
         without_fay = [a for a in APPROVERS if a["user"] != "fay"]
         from tests.ui.oidc_provider import write_oidc_directory
 
         write_oidc_directory(own.directory_file, without_fay)
-        assert await _who(http) is None
+        assert await signed_in_as(http) is None
