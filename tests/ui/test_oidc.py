@@ -5,6 +5,9 @@ record, and no session.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,22 @@ async def test_an_approver_signs_in_through_the_provider_as_the_subject_it_vouch
     record = _last_record(ui)
     assert record["outcome"] == "accepted" and record["user"] == "ana"
     assert record["identity"].startswith("oidc:ana@fitnest.example (sub sub-ana")
+
+
+async def test_the_authorization_request_carries_a_pkce_challenge_of_the_sessions_verifier(
+    ui: OidcUi,
+):
+    async with ui.http() as http:
+        query = parse_qs(urlsplit(await ui.begin(http)).query)
+        # The signed (not encrypted) session cookie: base64 JSON, then the signature.
+        payload = http.cookies["fitnest_session"].split(".")[0]
+        session = json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
+    flow = SignInFlow.model_validate(session["oidc_flow"])
+    digest = hashlib.sha256(flow.code_verifier.encode()).digest()
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"] == [base64.urlsafe_b64encode(digest).decode().rstrip("=")]
+    assert query["state"] == [flow.state] and query["nonce"] == [flow.nonce]
+    assert query["redirect_uri"] == [f"{ui.url}/login/oidc/callback"]
 
 
 async def test_a_verified_email_matches_the_directory_entry(ui: OidcUi):
@@ -189,9 +208,6 @@ async def test_an_id_token_signed_with_hmac_under_our_own_client_secret_is_refus
 
 
 async def test_an_id_token_with_a_changed_claim_no_longer_verifies(ui: OidcUi):
-    import base64
-    import json
-
     async def promoted(_flow: SignInFlow, ours: str) -> str:
         header, payload, signature = ours.split(".")
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
