@@ -261,14 +261,21 @@ class DirectoryFile:
                 text = self.path.read_text(encoding="utf-8")
                 if text.count(old_hash) != 1:
                     return False
-                folder = self.path.parent
-                fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.")
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text.replace(old_hash, new_hash))
-                os.chmod(temporary, self.path.stat().st_mode & 0o777)
-                os.replace(temporary, self.path)
+                self._replace_file(text.replace(old_hash, new_hash))
             except OSError as err:
                 log.warning("ui.rehash_not_written", user=user, error=str(err))
                 return False
         log.info("ui.password_rehashed", user=user, scheme="argon2id")
         return True
+
+    def _replace_file(self, text: str) -> None:
+        """Write ``text`` beside the file, then rename it over (never a half-written file)."""
+        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(temporary, self.path.stat().st_mode & 0o777)
+            os.replace(temporary, self.path)
+        except OSError:
+            Path(temporary).unlink(missing_ok=True)
+            raise

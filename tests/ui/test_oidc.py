@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import OctKey
+from joserfc.jwk import OctKey, RSAKey
 
 from tests.ui.conftest import UiServer, csrf_of, signed_in_as
 from tests.ui.oidc_provider import APPROVERS, OidcUi, Provider, oidc_ui, unsigned
@@ -205,6 +205,15 @@ async def test_an_id_token_signed_with_hmac_under_our_own_client_secret_is_refus
         return jwt.encode({"alg": "HS256"}, claims, key, algorithms=["HS256"])
 
     _refused_with(await _swapped_in(ui, hmac_signed), 401, "not signed with an algorithm")
+
+
+async def test_an_id_token_signed_with_a_key_the_provider_never_published_is_refused(ui: OidcUi):
+    async def forged(_flow: SignInFlow, ours: str) -> str:
+        claims = jwt.decode(ours, ui.oidc_keys(), algorithms=["RS256"]).claims
+        attacker = RSAKey.generate_key(2048, parameters={"kid": "attacker"})
+        return jwt.encode({"alg": "RS256", "kid": "attacker"}, claims, attacker)
+
+    _refused_with(await _swapped_in(ui, forged), 401, "signature does not verify")
 
 
 async def test_an_id_token_with_a_changed_claim_no_longer_verifies(ui: OidcUi):
