@@ -84,7 +84,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 
 
 def is_local_path(target: str) -> bool:
-    """True for a path on this site (``/x``), never another site (``//evil``, ``/\\evil``, ``https:``)."""
+    """True for a path on this site (``/x``); never another site (``//evil``, ``https:``...)."""
     return (
         target.startswith("/")
         and not target.startswith("//")
@@ -136,7 +136,7 @@ async def login(
 
 
 async def _rehash(request: Request, user: str, old_hash: str, password: str) -> None:
-    """An older hash (scrypt) becomes Argon2id in the directory file, now that the password is known."""
+    """An older hash (scrypt) becomes Argon2id in the directory file, now the password is known."""
     source: DirectoryFile | None = request.app.state.directory_file
     if source is None:
         return

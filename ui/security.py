@@ -3,9 +3,9 @@
 Identity, role and authority come from the signed session (the user name, and how they signed in:
 a local password or the identity provider's word) and the directory (what that user holds), never
 from a form field. The directory is consulted at every request: an entry removed, or no longer
-matching the provider's subject, e-mail or group, signs its session out at once. A session is signed in only while the server
-holds its id (``ui.sessions``): sign-out ends it, whoever kept a copy of the cookie. Every form
-carries the session's CSRF token.
+matching the provider's subject, e-mail or group, signs its session out at once. A session is
+signed in only while the server holds its id (``ui.sessions``): sign-out ends it, whoever kept a
+copy of the cookie. Every form carries the session's CSRF token.
 Passwords and API keys are checked through :func:`checked_credentials`: throttled
 (``ui.throttle``) and audited (``ui.audit``).
 """
