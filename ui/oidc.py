@@ -7,7 +7,8 @@ redeems the code at the token endpoint (client secret and code verifier: a code 
 browser is useless to anyone else, and a code redeems once) and verifies the ID token:
 signature with the provider's published keys (asymmetric algorithms only: never ``none``, never
 an HMAC keyed with the client secret), issuer, audience (and ``azp``), expiry, issue time and
-``nonce``. Discovery and keys come from ``<issuer>/.well-known/openid-configuration``; keys are
+``nonce``. Discovery and keys come from ``<issuer>/.well-known/openid-configuration``, whose
+``issuer`` must be the configured one and is then the exact ``iss`` expected; keys are
 fetched again once when a token names a key id not seen yet (the provider rotated).
 
 Authlib makes the authorization request and redeems the code; joserfc verifies the ID token.
@@ -110,7 +111,7 @@ class OidcConfig:
             "/"
         )
         return cls(
-            issuer=settings.oidc_issuer.rstrip("/"),
+            issuer=settings.oidc_issuer.strip(),
             client_id=settings.oidc_client_id,
             client_secret=settings.oidc_client_secret,
             redirect_uri=public + CALLBACK_PATH,
@@ -143,7 +144,7 @@ class OidcClient:
     async def metadata(self) -> ProviderMetadata:
         """The provider's discovery document, read once; its issuer must be the one configured."""
         if self._metadata is None:
-            url = f"{self.config.issuer}/.well-known/openid-configuration"
+            url = f"{self.config.issuer.rstrip('/')}/.well-known/openid-configuration"
             try:
                 async with httpx2.AsyncClient(timeout=10.0) as http:
                     reply = await http.get(url)
@@ -153,7 +154,7 @@ class OidcClient:
                 raise OidcRefused(
                     "the identity provider is not answering right now; try again in a moment"
                 ) from err
-            if found.issuer.rstrip("/") != self.config.issuer:
+            if found.issuer.rstrip("/") != self.config.issuer.rstrip("/"):
                 raise OidcRefused("the identity provider's discovery names another issuer")
             self._metadata = found
         return self._metadata
@@ -237,14 +238,15 @@ class OidcClient:
                 if refresh or not _unknown_key(err):
                     raise OidcRefused(_signature_reason(id_token, err)) from err
         assert token is not None
-        self._check_claims(token.claims, nonce)
-        return self._identity(token.claims, id_token)
+        self._check_claims(token.claims, nonce, meta.issuer)
+        return self._identity(token.claims, id_token, meta.issuer)
 
-    def _check_claims(self, claims: dict[str, Any], nonce: str) -> None:
+    def _check_claims(self, claims: dict[str, Any], nonce: str, issuer: str) -> None:
         registry = jwt.JWTClaimsRegistry(
             now=lambda: int(self._clock()),
             leeway=LEEWAY_SECONDS,
-            iss={"essential": True, "value": self.config.issuer},
+            # Exactly as discovery spells it (some providers' issuers end in a slash).
+            iss={"essential": True, "value": issuer},
             aud={"essential": True, "value": self.config.client_id},
             sub={"essential": True},
             exp={"essential": True},
@@ -267,14 +269,14 @@ class OidcClient:
         if not isinstance(iat, int | float) or iat > self._clock() + LEEWAY_SECONDS:
             raise OidcRefused(_claim_reason("iat"))
 
-    def _identity(self, claims: dict[str, Any], id_token: str) -> SignInIdentity:
+    def _identity(self, claims: dict[str, Any], id_token: str, issuer: str) -> SignInIdentity:
         email = claims.get("email")
         groups = claims.get(self.config.groups_claim) or ()
         if isinstance(groups, str):
             groups = (groups,)
         return SignInIdentity(
             method="oidc",
-            issuer=self.config.issuer,
+            issuer=issuer,
             subject=str(claims["sub"]),
             email=email if isinstance(email, str) else "",
             email_verified=claims.get("email_verified") is True,

@@ -184,6 +184,16 @@ async def test_an_id_token_issued_to_another_application_is_refused(ui: OidcUi):
     _refused_with(await _swapped_in(ui, theirs), 401, "issued to another application")
 
 
+async def test_an_id_token_from_another_issuer_is_refused(ui: OidcUi):
+    # The same provider process under another name issues tokens as another issuer, same keys.
+    elsewhere = Provider(ui.provider.issuer.replace("127.0.0.1", "localhost"))
+
+    async def theirs(flow: SignInFlow, _ours: str) -> str:
+        return await elsewhere.id_token_for(ui.client, flow.nonce)
+
+    _refused_with(await _swapped_in(ui, theirs), 401, "issued by another provider")
+
+
 async def test_an_id_token_of_another_sign_in_is_refused_by_its_nonce(ui: OidcUi):
     async def another_sign_in(_flow: SignInFlow, _ours: str) -> str:
         return await ui.provider.id_token_for(ui.client, "some-other-nonce")
