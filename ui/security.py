@@ -238,7 +238,7 @@ async def checked_credentials(
     address = client_address(request)
     user = name if kind == "sign_in" else None
     wrong, paused = _REFUSALS[kind]
-    # One check at a time, each in a thread: scrypt (about 50 ms) no longer stalls every other
+    # One check at a time, each in a thread: Argon2id (about 50-100 ms) no longer stalls every other
     # request, and attempts sent at once cannot all slip past the throttle before one is counted.
     one_at_a_time: asyncio.Lock = request.app.state.credential_checks
     async with one_at_a_time:
@@ -272,11 +272,11 @@ class ApiKeyVerifier:
         self._proven: dict[bytes, ApiKey] = {}
 
     def proven(self, token: str) -> ApiKey | None:
-        """The key ``token`` proved before in this process, if it did (no scrypt check)."""
+        """The key ``token`` proved before in this process, if it did (no hash check)."""
         return self._proven.get(_digest(token))
 
     def verify(self, token: str) -> ApiKey | None:
-        """The key ``token`` proves, if any (a scrypt check the first time only)."""
+        """The key ``token`` proves, if any (a hash check the first time only)."""
         known = self.proven(token)
         if known is not None:
             return known
