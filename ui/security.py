@@ -238,8 +238,9 @@ async def checked_credentials(
     address = client_address(request)
     user = name if kind == "sign_in" else None
     wrong, paused = _REFUSALS[kind]
-    # One check at a time, each in a thread: Argon2id (about 50-100 ms) no longer stalls every other
-    # request, and attempts sent at once cannot all slip past the throttle before one is counted.
+    # One check at a time, each in a thread: Argon2id (about 50-100 ms) no longer stalls every
+    # other request, and attempts sent at once cannot all slip past the throttle before one is
+    # counted.
     one_at_a_time: asyncio.Lock = request.app.state.credential_checks
     async with one_at_a_time:
         wait = throttle.retry_after(address, user)
