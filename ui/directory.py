@@ -70,7 +70,7 @@ def needs_rehash(hashed: str) -> bool:
 
 
 def _verify_scrypt(secret: str, hashed: str) -> bool:
-    """The scheme before Argon2id: ``scrypt$n$r$p$salt$hash`` (base64), compared in constant time."""
+    """The scheme before Argon2id: ``scrypt$n$r$p$salt$hash`` (base64), in constant time."""
     try:
         _scheme, n, r, p, salt, digest = hashed.split("$")
         found = hashlib.scrypt(

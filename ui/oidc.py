@@ -191,7 +191,7 @@ class OidcClient:
         return url, flow
 
     async def finish(self, flow: SignInFlow, state: str, code: str) -> SignInIdentity:
-        """The identity the provider vouches for, once ``state``, the code and the ID token check."""
+        """The identity the provider vouches for, once ``state``, code and ID token check."""
         if not secrets.compare_digest(flow.state.encode(), state.encode()):
             raise OidcRefused("the sign-in answer does not belong to this sign-in (state differs)")
         if self._clock() - flow.started > FLOW_SECONDS:

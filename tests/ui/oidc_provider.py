@@ -209,7 +209,9 @@ class OidcUi:
         assert location.startswith(f"{self.provider.issuer}/oauth2/authorize?")
         return location
 
-    async def sign_in(self, http: httpx.AsyncClient, subject: str, next_path: str = "/"):  # type: ignore[no-untyped-def]
+    async def sign_in(
+        self, http: httpx.AsyncClient, subject: str, next_path: str = "/"
+    ) -> httpx.Response:
         """The whole flow as ``subject``; the UI's answer to the provider's callback."""
         back = await self.provider.approve(await self.begin(http, next_path), subject)
         return await http.get(back)
