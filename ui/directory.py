@@ -15,6 +15,7 @@ access at their next request.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -168,7 +169,7 @@ class Directory(BaseModel):
         """The approver when the password matches; None otherwise (an unknown user, or one with no
         local password, costs a hash too)."""
         found = self.approver(user)
-        hashed = found.password_hash if found and found.password_hash else _DUMMY_HASH
+        hashed = found.password_hash if found and found.password_hash else _dummy_hash()
         ok = verify_secret(password, hashed)
         return found if ok and found is not None and found.password_hash else None
 
@@ -185,12 +186,14 @@ class Directory(BaseModel):
         """The API key a bearer token ``<key_id>.<secret>`` proves, if any."""
         key_id, _, secret = token.partition(".")
         key = next((k for k in self.api_keys if k.key_id == key_id), None)
-        ok = verify_secret(secret, key.secret_hash if key else _DUMMY_HASH)
+        ok = verify_secret(secret, key.secret_hash if key else _dummy_hash())
         return key if ok and key is not None and secret else None
 
 
-#: Hashed once so that unknown names take as long to refuse as wrong passwords.
-_DUMMY_HASH = hash_secret("fitnest-no-such-user")
+@functools.cache
+def _dummy_hash() -> str:
+    """Hashed once, at first use, so that unknown names take as long to refuse as wrong passwords."""
+    return hash_secret("fitnest-no-such-user")
 
 
 def load_directory(path: Path) -> Directory:

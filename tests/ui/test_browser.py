@@ -224,3 +224,26 @@ async def test_an_approver_signs_in_at_the_provider_decides_and_the_audit_names_
         await expect(page).to_have_url(f"{ui.url}/login")
         await expect(page.get_by_test_id("oidc-sign-in")).to_be_visible()
         await page.close()
+
+
+async def test_someone_the_directory_does_not_hold_sees_why_after_the_provider_signs_them_in(
+    browser: BrowserContext, ui_server: UiServer, oidc_provider: Provider, tmp_path: Path
+):
+    async with oidc_ui(oidc_provider, ui_server, tmp_path) as ui:
+        await browser.clear_cookies()
+        page = await browser.new_page()
+        await page.goto(f"{ui.url}/kpis")
+        await page.get_by_test_id("oidc-sign-in").click()
+        await page.get_by_placeholder("sub").fill("sub-stranger")
+        await page.get_by_role("button", name="Authorize").click()
+        await expect(page.get_by_test_id("sign-in-refused")).to_contain_text(
+            "the approver directory has no entry for this account"
+        )
+        await expect(page.get_by_test_id("provider-identity")).to_contain_text(
+            "stranger@elsewhere.example"
+        )
+        await expect(page.get_by_test_id("who")).to_have_count(0)
+        await page.goto(f"{ui.url}/kpis")
+        await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+        assert ui.access_records()[-1]["outcome"] == "no_entry"
+        await page.close()
