@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx2
+from authlib.common.security import is_secure_transport
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2 import OAuth2Error
@@ -107,11 +108,17 @@ class OidcConfig:
                 "FITNEST_OIDC_ISSUER is set: set FITNEST_OIDC_CLIENT_ID and "
                 "FITNEST_OIDC_CLIENT_SECRET too"
             )
+        issuer = settings.oidc_issuer.strip()
+        if not is_secure_transport(issuer):
+            raise ValueError(
+                f"FITNEST_OIDC_ISSUER {issuer} must be https (plain http only on this machine's "
+                "loopback, for tests)"
+            )
         public = (settings.ui_public_url or f"http://{settings.ui_host}:{settings.ui_port}").rstrip(
             "/"
         )
         return cls(
-            issuer=settings.oidc_issuer.strip(),
+            issuer=issuer,
             client_id=settings.oidc_client_id,
             client_secret=settings.oidc_client_secret,
             redirect_uri=public + CALLBACK_PATH,

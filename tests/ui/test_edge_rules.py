@@ -36,8 +36,10 @@ from ui.directory import (
 from ui.inbox import InboxFilterError, InboxFilters, InboxItem, PageTokens
 from ui.kpi_charts import _cycle_unit, kpi_charts
 from ui.negotiations import entitlement
+from ui.oidc import OidcConfig
 from ui.sessions import SessionStore
 from ui.sessions import _digest as _session_digest
+from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2027, 1, 4, 9, tzinfo=UTC)
@@ -316,3 +318,35 @@ def test_sessions_from_before_the_idle_timeout_are_kept_as_used_now(tmp_path: Pa
     found = store.session("old-id")
     assert found is not None and found.user == "ana" and found.identity.method == "local"
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("issuer", "client", "refused"),
+    [
+        ("https://idp.example", "fitnest", None),
+        ("http://127.0.0.1:9400", "fitnest", None),
+        ("http://idp.example", "fitnest", "must be https"),
+        ("https://idp.example", "", "set FITNEST_OIDC_CLIENT_ID"),
+    ],
+)
+def test_the_provider_settings_are_checked_and_the_redirect_comes_from_the_public_url(
+    issuer: str, client: str, refused: str | None
+):
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        oidc_issuer=issuer,
+        oidc_client_id=client or None,
+        oidc_client_secret="s3cret",
+        ui_public_url="https://fitnest.example.com/",
+    )
+    if refused:
+        with pytest.raises(ValueError, match=refused):
+            OidcConfig.from_settings(settings)
+        return
+    config = OidcConfig.from_settings(settings)
+    assert config is not None
+    assert config.redirect_uri == "https://fitnest.example.com/login/oidc/callback"
+
+
+def test_without_an_issuer_there_is_no_provider_sign_in():
+    assert OidcConfig.from_settings(Settings(_env_file=None)) is None  # type: ignore[call-arg]

@@ -289,3 +289,4 @@ async def test_someone_removed_from_the_directory_loses_access_at_the_next_reque
 
         write_oidc_directory(own.directory_file, without_fay)
         assert await signed_in_as(http) is None
+
