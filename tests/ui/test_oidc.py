@@ -19,7 +19,14 @@ from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from tests.ui.conftest import UiServer, csrf_of, signed_in_as
-from tests.ui.oidc_provider import APPROVERS, OidcUi, Provider, oidc_ui, unsigned
+from tests.ui.oidc_provider import (
+    APPROVERS,
+    OidcUi,
+    Provider,
+    oidc_ui,
+    unsigned,
+    write_oidc_directory,
+)
 from ui.oidc import SignInFlow
 
 pytestmark = pytest.mark.integration
@@ -285,8 +292,5 @@ async def test_someone_removed_from_the_directory_loses_access_at_the_next_reque
         assert (await own.sign_in(http, "sub-fay")).status_code == 303
         assert await signed_in_as(http) == "fay"
         without_fay = [a for a in APPROVERS if a["user"] != "fay"]
-        from tests.ui.oidc_provider import write_oidc_directory
-
         write_oidc_directory(own.directory_file, without_fay)
         assert await signed_in_as(http) is None
-
