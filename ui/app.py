@@ -25,11 +25,12 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from starters.client import NegotiationNotFound
-from ui import api, pages
+from ui import api, pages, provider_sign_in
 from ui.audit import AuditLog
 from ui.cluster import Cluster
-from ui.directory import Directory
+from ui.directory import Directory, DirectoryFile
 from ui.inbox import InboxFilterError, PageTokens
+from ui.oidc import OidcClient, OidcConfig
 from ui.problems import ProblemError, not_json, problem_response, validation_problem
 from ui.security import ApiKeyVerifier, Forbidden, SignInRequired, session_secret
 from ui.sessions import SessionStore
@@ -38,9 +39,6 @@ from workers.client import ClusterUnreachable
 from workers.settings import Settings
 
 log = structlog.get_logger("fitnest.ui")
-
-#: A session lasts a working day.
-SESSION_SECONDS = 8 * 3600
 
 _HEADERS = {
     "X-Frame-Options": "DENY",
@@ -144,10 +142,14 @@ def create_app(
     client: Client | None = None,
     *,
     clock: Clock = time.monotonic,
+    oidc: OidcClient | None = None,
+    wall_clock: Clock = time.time,
 ) -> FastAPI:
     """The app; without ``client`` it connects to the cluster in ``settings`` (see ``ui.cluster``).
 
-    ``clock`` times the sign-in throttle (tests move it instead of waiting).
+    ``clock`` times the sign-in throttle, ``wall_clock`` sessions and ID tokens (tests move them
+    instead of waiting). Sign-in through the identity provider is on when ``settings`` name an
+    issuer (``FITNEST_OIDC_*``), or with ``oidc`` given.
     """
 
     @asynccontextmanager
@@ -173,7 +175,13 @@ def create_app(
     app.state.settings = settings
     app.state.cluster = Cluster(settings, client)
     app.state.directory = directory
+    # Read again when the file changes: someone removed from it loses access at once.
+    app.state.directory_file = (
+        DirectoryFile(settings.ui_directory, directory) if settings.ui_directory else None
+    )
     app.state.api_keys = ApiKeyVerifier(directory)
+    config = OidcConfig.from_settings(settings)
+    app.state.oidc = oidc or (OidcClient(config, wall_clock) if config else None)
     app.state.audit = AuditLog(settings.ui_audit_log)
     app.state.throttle = SignInThrottle.from_settings(settings, clock)
     app.state.credential_checks = asyncio.Lock()  # see ui.security.checked_credentials
@@ -181,13 +189,27 @@ def create_app(
     # Beside the audit log, the UI's other state, which every deployment keeps (the key file is
     # not used when FITNEST_UI_SECRET is set).
     app.state.sessions = SessionStore(
-        settings.ui_audit_log.with_name("ui-sessions.sqlite"), SESSION_SECONDS
+        settings.ui_audit_log.with_name("ui-sessions.sqlite"),
+        settings.ui_session_lifetime_seconds,
+        settings.ui_session_idle_seconds,
+        wall_clock,
     )
+
+    @app.middleware("http")
+    async def current_directory(request: Request, call_next):  # type: ignore[no-untyped-def]
+        source: DirectoryFile | None = app.state.directory_file
+        if source is not None:
+            found = source.current()
+            if found is not app.state.directory:
+                app.state.directory = found
+                app.state.api_keys = ApiKeyVerifier(found)  # a removed key is refused at once
+        return await call_next(request)
+
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
         session_cookie="fitnest_session",
-        max_age=SESSION_SECONDS,
+        max_age=int(settings.ui_session_lifetime_seconds),
         # Lax: a link from a notification opens the page signed in; GETs change nothing and
         # every POST carries the CSRF token.
         same_site="lax",
@@ -204,5 +226,6 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(provider_sign_in.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

@@ -81,6 +81,11 @@ class DecisionAttempt(BaseModel):
     negotiation_id: ClientId
     request_id: ClientId
     user: Word = Field(description="Who was signed in.")
+    signed_in_as: ClientId = Field(
+        default="",
+        description="The identity that proved it: `local:<user>`, or the identity provider's "
+        "`oidc:<e-mail or subject> (sub <subject> at <issuer>)`.",
+    )
     participant: ClientId = Field(description="Participant name they decided as.")
     role: Word = Field(description="Their role in the directory.")
     authority_limit: Decimal = Field(description="Their authority in the directory.")
@@ -103,10 +108,12 @@ def attempt_by(
     terms_version: int | None = None,
 ) -> DecisionAttempt:
     """An attempt by the signed-in ``approver``, as the directory knows them."""
+    identity = getattr(approver, "signed_in_as", None)
     return DecisionAttempt(
         negotiation_id=negotiation_id,
         request_id=request_id,
         user=approver.user,
+        signed_in_as=identity.label if identity is not None else "",
         participant=approver.participant,
         role=approver.role.value,
         authority_limit=approver.authority_limit,
@@ -124,6 +131,10 @@ class AccessOutcome(StrEnum):
     ACCEPTED = "accepted"
     WRONG_CREDENTIALS = "wrong_credentials"
     THROTTLED = "throttled"
+    #: A sign-in through the identity provider that did not check (state, code, ID token...).
+    REFUSED = "refused"
+    #: The provider vouched for someone the directory does not let in.
+    NO_ENTRY = "no_entry"
 
 
 #: The longest name kept of what was typed (someone may type a password in the name field).
@@ -134,23 +145,35 @@ class AccessAttempt(BaseModel):
     """One sign-in or API-key attempt, and what became of it."""
 
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    kind: Literal["sign_in", "api_key"]
-    user: Word = Field(description="The user name as typed, or the API key's id.")
+    kind: Literal["sign_in", "api_key", "oidc_sign_in"]
+    user: Word = Field(
+        description="The user name as typed, the API key's id, or for a sign-in through the "
+        "identity provider the directory user it matched (empty when none)."
+    )
+    identity: ClientId = Field(
+        default="", description="The identity the provider vouched for, when it got that far."
+    )
     address: Word = Field(description="The client address the attempt came from.")
     outcome: AccessOutcome
     reason: Reason = Field(default="", description="Why it was refused, in plain words.")
 
 
 def access_attempt(
-    kind: Literal["sign_in", "api_key"],
+    kind: Literal["sign_in", "api_key", "oidc_sign_in"],
     user: str,
     address: str,
     outcome: AccessOutcome,
     reason: str = "",
+    identity: str = "",
 ) -> AccessAttempt:
     """An access attempt, the name cut to a sane length (and never marked: it may be a password)."""
     return AccessAttempt(
-        kind=kind, user=user[:_NAME_CHARS], address=address, outcome=outcome, reason=reason
+        kind=kind,
+        user=user[:_NAME_CHARS],
+        address=address,
+        outcome=outcome,
+        reason=reason,
+        identity=identity,
     )
 
 

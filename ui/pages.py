@@ -5,6 +5,7 @@ Server-rendered; a GET never changes anything; every POST carries the session's 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from starters.report import collect_results
 from ui.audit import AttemptOutcome, attempt_by
 from ui.cluster import Connected, Temporal
 from ui.decisions import DecisionForm, take_decision
-from ui.directory import Approver, Directory
+from ui.directory import Approver, Directory, DirectoryFile, hash_secret, needs_rehash
 from ui.inbox import InboxFilters, InboxItem, inbox_page
 from ui.kpi_charts import kpi_charts
 from ui.negotiations import (
@@ -41,6 +42,7 @@ from ui.negotiations import (
     read_negotiation,
     term_rows,
 )
+from ui.oidc import CALLBACK_PATH, OidcClient, OidcRefused
 from ui.security import (
     Forbidden,
     Throttled,
@@ -74,22 +76,31 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
             "approver": signed_in(request),
             "csrf": csrf_token(request),
             "flash": request.session.pop("flash", None),
+            "oidc": request.app.state.oidc,
             **context,
         },
         status_code=status_code,
     )
 
 
+def is_local_path(target: str) -> bool:
+    """True for a path on this site (``/x``); never another site (``//evil``, ``https:``...)."""
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(c) < 32 for c in target)
+    )
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    return target if target and is_local_path(target) else "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str | None = None) -> HTMLResponse:
-    """The sign-in form."""
+    """The sign-in form (and the identity provider's button, when one is configured)."""
     return render(request, "login.html", next=_safe_next(next))
 
 
@@ -118,15 +129,37 @@ async def login(
         return render(
             request, "login.html", 401, next=_safe_next(next), error="Wrong user name or password."
         )
+    if approver.password_hash and needs_rehash(approver.password_hash):
+        await _rehash(request, approver.user, approver.password_hash, password)
     sign_in(request, approver)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
+async def _rehash(request: Request, user: str, old_hash: str, password: str) -> None:
+    """An older hash (scrypt) becomes Argon2id in the directory file, now the password is known."""
+    source: DirectoryFile | None = request.app.state.directory_file
+    if source is None:
+        return
+    new_hash = await asyncio.to_thread(hash_secret, password)
+    if await asyncio.to_thread(source.rehash, user, old_hash, new_hash):
+        request.app.state.directory = source.current()
+
+
 @router.post("/logout")
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
-    """Sign out."""
+    """Sign out; after a sign-in through the identity provider, end the provider's session too
+    where it offers that (it sends the person back to the sign-in page)."""
     check_csrf(request, csrf)
-    sign_out(request)
+    ended = sign_out(request)
+    oidc: OidcClient | None = request.app.state.oidc
+    if oidc is not None and ended is not None and ended.method == "oidc" and ended.id_token:
+        try:
+            after = oidc.config.redirect_uri.removesuffix(CALLBACK_PATH) + "/login"
+            url = await oidc.end_session_url(ended.id_token, after)
+        except OidcRefused:
+            url = None  # the provider is not answering: our session has ended all the same
+        if url:
+            return RedirectResponse(url, status_code=303)
     return RedirectResponse("/login", status_code=303)
 
 

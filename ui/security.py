@@ -1,9 +1,11 @@
 """Who is asking: the signed session of an approver, or the API key of a backend system.
 
-Identity, role and authority come from the signed session (the user name) and the directory
-(what that user holds), never from a form field. A session is signed in only while the server
-holds its id (``ui.sessions``): sign-out ends it, whoever kept a copy of the cookie. Every form
-carries the session's CSRF token.
+Identity, role and authority come from the signed session (the user name, and how they signed in:
+a local password or the identity provider's word) and the directory (what that user holds), never
+from a form field. The directory is consulted at every request: an entry removed, or no longer
+matching the provider's subject, e-mail or group, signs its session out at once. A session is
+signed in only while the server holds its id (``ui.sessions``): sign-out ends it, whoever kept a
+copy of the cookie. Every form carries the session's CSRF token.
 Passwords and API keys are checked through :func:`checked_credentials`: throttled
 (``ui.throttle``) and audited (``ui.audit``).
 """
@@ -25,7 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ui.audit import AccessOutcome, AuditLog, access_attempt
 from ui.directory import ApiKey, Approver, Directory
 from ui.problems import ProblemError
-from ui.sessions import SessionStore
+from ui.sessions import SessionStore, SignInIdentity
 from ui.throttle import SignInThrottle, wait_in_words
 from workers.settings import Settings
 
@@ -95,44 +97,103 @@ def check_csrf(request: Request, presented: str | None) -> None:
         )
 
 
-def sign_in(request: Request, approver: Approver) -> None:
+class SignedInApprover(Approver):
+    """A directory entry as signed in: with the identity that proved it (for the audit)."""
+
+    signed_in_as: SignInIdentity
+
+
+class NoEntry(Exception):
+    """The provider vouched for someone the directory does not let in; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def match_identity(directory: Directory, identity: SignInIdentity) -> Approver:
+    """The directory entry the provider's identity is: by subject, else by verified e-mail;
+    and holding its role only while in the entry's group. Raises :class:`NoEntry`."""
+    approver = directory.by_subject(identity.subject)
+    if approver is None and identity.email:
+        approver = directory.by_email(identity.email)
+        if approver is not None and not identity.email_verified:
+            raise NoEntry(
+                f"the identity provider has not verified the e-mail address {identity.email}, "
+                "so it cannot stand for a directory entry"
+            )
+    if approver is None:
+        raise NoEntry("the approver directory has no entry for this account")
+    if approver.role_group and approver.role_group not in identity.groups:
+        raise NoEntry(
+            f"the role {approver.role.value} needs membership of the group "
+            f"{approver.role_group} at the identity provider"
+        )
+    return approver
+
+
+def _entitled(directory: Directory, user: str, identity: SignInIdentity) -> Approver | None:
+    """The entry ``user`` of a live session, while the directory still lets its identity in."""
+    approver = directory.approver(user)
+    if approver is None:
+        return None
+    if identity.method == "local":
+        return approver if approver.password_hash else None
+    try:
+        matched = match_identity(directory, identity)
+    except NoEntry:
+        return None
+    return approver if matched.user == user else None
+
+
+def sign_in(request: Request, approver: Approver, identity: SignInIdentity | None = None) -> None:
     """Start a fresh session for ``approver`` (a new id and CSRF token); the one it replaces ends."""
     sign_out(request)
+    found = identity or SignInIdentity(subject=approver.user)
     sessions: SessionStore = request.app.state.sessions
-    request.session[_SESSION_ID] = sessions.start(approver.user)
+    request.session[_SESSION_ID] = sessions.start(approver.user, found)
     request.session[_USER] = approver.user
     request.session[_CSRF] = secrets.token_urlsafe(32)
-    setattr(request.state, _RESOLVED, approver)
+    resolved = SignedInApprover(**approver.model_dump(), signed_in_as=found)
+    setattr(request.state, _RESOLVED, resolved)
 
 
-def sign_out(request: Request) -> None:
-    """End the session, on the server too: a copy of its cookie signs in no more."""
+def sign_out(request: Request) -> SignInIdentity | None:
+    """End the session, on the server too: a copy of its cookie signs in no more. Returns how
+    the session had signed in (to end the provider's session too), when it was live."""
     session_id = request.session.get(_SESSION_ID)
+    ended = None
     if isinstance(session_id, str):
         sessions: SessionStore = request.app.state.sessions
+        live = sessions.session(session_id)
+        ended = live.identity if live else None
         sessions.end(session_id)
     request.session.clear()
     setattr(request.state, _RESOLVED, None)
+    return ended
 
 
-def signed_in(request: Request) -> Approver | None:
-    """The approver of the session, while the server holds it and the directory holds them."""
+def signed_in(request: Request) -> SignedInApprover | None:
+    """The approver of the session, while the server holds it and the directory lets them in."""
     if hasattr(request.state, _RESOLVED):
         return getattr(request.state, _RESOLVED)  # type: ignore[no-any-return]
     approver = None
     session_id, user = request.session.get(_SESSION_ID), request.session.get(_USER)
     if isinstance(session_id, str) and isinstance(user, str):
         sessions: SessionStore = request.app.state.sessions
-        if sessions.user_of(session_id) == user:
+        live = sessions.session(session_id)
+        if live is not None and live.user == user:
             directory: Directory = request.app.state.directory
-            approver = directory.approver(user)
+            entry = _entitled(directory, user, live.identity)
+            if entry is not None:
+                approver = SignedInApprover(**entry.model_dump(), signed_in_as=live.identity)
     if approver is None and _USER in request.session:
         request.session.clear()  # ended, expired or from before server-side sessions: forget it
     setattr(request.state, _RESOLVED, approver)
     return approver
 
 
-def current_approver(request: Request) -> Approver:
+def current_approver(request: Request) -> SignedInApprover:
     """Dependency of every page: the signed-in approver, or 401."""
     approver = signed_in(request)
     if approver is None:
@@ -177,8 +238,9 @@ async def checked_credentials(
     address = client_address(request)
     user = name if kind == "sign_in" else None
     wrong, paused = _REFUSALS[kind]
-    # One check at a time, each in a thread: scrypt (about 50 ms) no longer stalls every other
-    # request, and attempts sent at once cannot all slip past the throttle before one is counted.
+    # One check at a time, each in a thread: Argon2id (about 50-100 ms) no longer stalls every
+    # other request, and attempts sent at once cannot all slip past the throttle before one is
+    # counted.
     one_at_a_time: asyncio.Lock = request.app.state.credential_checks
     async with one_at_a_time:
         wait = throttle.retry_after(address, user)
@@ -211,11 +273,11 @@ class ApiKeyVerifier:
         self._proven: dict[bytes, ApiKey] = {}
 
     def proven(self, token: str) -> ApiKey | None:
-        """The key ``token`` proved before in this process, if it did (no scrypt check)."""
+        """The key ``token`` proved before in this process, if it did (no hash check)."""
         return self._proven.get(_digest(token))
 
     def verify(self, token: str) -> ApiKey | None:
-        """The key ``token`` proves, if any (a scrypt check the first time only)."""
+        """The key ``token`` proves, if any (a hash check the first time only)."""
         known = self.proven(token)
         if known is not None:
             return known

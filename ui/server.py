@@ -37,14 +37,19 @@ def serve(settings: Settings) -> int:
     except KeyringError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    app = create_app(settings, directory)
+    try:
+        app = create_app(settings, directory)
+    except ValueError as err:  # an identity provider half configured
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"Fitnest UI on http://{settings.ui_host}:{settings.ui_port}/", flush=True)
     uvicorn.run(app, host=settings.ui_host, port=settings.ui_port, log_level="warning")
     return 0
 
 
 def hash_command(generate_key: str | None = None) -> int:
-    """Print the hash of a secret read from the terminal (or stdin), or a new API key and its hash."""
+    """Print the Argon2id hash of a secret read from the terminal (or stdin), or a new API key and
+    its hash."""
     if generate_key:
         secret = secrets.token_urlsafe(24)
         print(f"API key (give it to the backend, once): {generate_key}.{secret}")

@@ -117,6 +117,35 @@ class Settings(BaseSettings):
         default=Path(".data/ui-audit.jsonl"),
         description="Append-only log of every decision attempt made through the UI.",
     )
+    ui_public_url: str | None = Field(
+        default=None,
+        description="The URL people reach the UI at (https://fitnest.example.com behind a proxy); "
+        "the OpenID redirect URL is derived from it. Default: http://ui_host:ui_port.",
+    )
+    ui_session_lifetime_seconds: float = Field(
+        default=8 * 3600.0, gt=0, description="A session ends this long after sign-in."
+    )
+    ui_session_idle_seconds: float = Field(
+        default=1800.0, gt=0, description="A session ends after this long without a request."
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL of the company's identity provider (discovery is "
+        "read from <issuer>/.well-known/openid-configuration). Unset: local accounts only.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="The UI's client id there.")
+    oidc_client_secret: str | None = Field(
+        default=None, description="The UI's client secret there (from the environment only)."
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile", description="Scopes asked for at sign-in."
+    )
+    oidc_groups_claim: str = Field(
+        default="groups", description="The ID token claim listing the person's groups."
+    )
+    oidc_provider_name: str = Field(
+        default="your company account", description="Shown on the sign-in button."
+    )
     ui_throttle_user_failures: int = Field(
         default=5,
         ge=1,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -24,6 +25,9 @@ from ui.directory import hash_secret, load_directory
 from workers.devserver import free_port
 from workers.settings import Settings
 from workers.worker import build_worker
+
+if TYPE_CHECKING:
+    from tests.ui.oidc_provider import Provider
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_REQUEST = ROOT / "ui" / "demo" / "renewal_for_approval.json"
@@ -99,9 +103,10 @@ def write_directory(path: Path) -> Path:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """``app`` under a real uvicorn on a free port, until the block ends; yields its URL."""
-    port = free_port()
+async def serving(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+    """``app`` under a real uvicorn on ``port`` (a free one by default), until the block ends;
+    yields its URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -141,6 +146,15 @@ async def ui_server(
         yield UiServer(url, settings, dev_env, task_queue)
 
 
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    """The real OpenID provider of the sign-in tests, one process for the test session."""
+    from tests.ui.oidc_provider import running_provider
+
+    with running_provider(tmp_path_factory.mktemp("oidc-provider")) as provider:
+        yield provider
+
+
 async def sign_in(http: httpx.AsyncClient, user: str, password: str = PASSWORD) -> httpx.Response:
     """Sign in through the form, CSRF token included."""
     page = await http.get("/login")
@@ -148,6 +162,22 @@ async def sign_in(http: httpx.AsyncClient, user: str, password: str = PASSWORD) 
         "/login",
         data={"username": user, "password": password, "csrf": csrf_of(page.text), "next": "/"},
     )
+
+
+async def signed_in_as(http: httpx.AsyncClient) -> str | None:
+    """Who the inbox says is signed in (the first word of the header); None: the sign-in page."""
+    inbox = await http.get("/")
+    if inbox.status_code == 401:
+        return None
+    assert inbox.status_code == 200, inbox.text
+    start = inbox.text.index('data-testid="who">') + len('data-testid="who">')
+    return inbox.text[start:].split(" ", 1)[0]
+
+
+def settings_in(ui_server: UiServer, folder: Path, **more: object) -> Settings:
+    """``ui_server``'s settings with the UI's own files (audit, sessions, key) in ``folder``."""
+    files = {"ui_audit_log": folder / "audit.jsonl", "ui_secret_file": folder / "ui-secret"}
+    return ui_server.settings.model_copy(update=files | more)
 
 
 def csrf_of(html: str) -> str:

@@ -8,6 +8,7 @@ git-ignored ``.data/screenshots/``, or to ``docs/screenshots/`` (the README's pi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from tests.ui.conftest import PASSWORD, UiServer, eventually
+from tests.ui.oidc_provider import Provider, oidc_ui
 from tests.ui.test_api import started_with_counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -182,3 +184,66 @@ async def test_a_decision_outside_the_role_shows_why_in_the_browser(
     )
     await expect(page.get_by_test_id("decision-form")).to_have_count(0)
     await page.close()
+
+
+async def test_an_approver_signs_in_at_the_provider_decides_and_the_audit_names_that_identity(
+    browser: BrowserContext,
+    ui_server: UiServer,
+    oidc_provider: Provider,
+    tmp_path: Path,
+):
+    nid = await started_with_counter(ui_server, "oidc")
+    async with oidc_ui(oidc_provider, ui_server, tmp_path) as ui:
+        await browser.clear_cookies()
+        page = await browser.new_page()
+        await page.goto(f"{ui.url}/")
+        await page.get_by_test_id("oidc-sign-in").click()
+        # The provider's own sign-in page.
+        await page.get_by_placeholder("sub").fill("sub-ana")
+        await page.get_by_role("button", name="Authorize").click()
+        await expect(page.get_by_test_id("who")).to_contain_text("ana")
+        await expect(page.get_by_test_id("signed-in-as")).to_contain_text(
+            "oidc:ana@fitnest.example (sub sub-ana"
+        )
+
+        await page.goto(f"{ui.url}/negotiations/{nid}")
+        form = page.get_by_test_id("decision-form").first
+        await form.get_by_role("button", name="Approve").click()
+        await expect(page.get_by_test_id("flash")).to_contain_text("Recorded: ana approved")
+        decided = [
+            r
+            for r in map(json.loads, ui.audit_log.read_text().splitlines())
+            if r.get("kind", "decision") == "decision" and r["negotiation_id"] == nid
+        ]
+        assert [r["outcome"] for r in decided] == ["accepted"]
+        assert decided[0]["signed_in_as"].startswith("oidc:ana@fitnest.example (sub sub-ana at")
+
+        # Sign-out ends the provider's session too: its page, then back to ours.
+        await page.get_by_role("button", name="Sign out").click()
+        await page.get_by_role("button", name="End session").click()
+        await expect(page).to_have_url(f"{ui.url}/login")
+        await expect(page.get_by_test_id("oidc-sign-in")).to_be_visible()
+        await page.close()
+
+
+async def test_someone_the_directory_does_not_hold_sees_why_after_the_provider_signs_them_in(
+    browser: BrowserContext, ui_server: UiServer, oidc_provider: Provider, tmp_path: Path
+):
+    async with oidc_ui(oidc_provider, ui_server, tmp_path) as ui:
+        await browser.clear_cookies()
+        page = await browser.new_page()
+        await page.goto(f"{ui.url}/kpis")
+        await page.get_by_test_id("oidc-sign-in").click()
+        await page.get_by_placeholder("sub").fill("sub-stranger")
+        await page.get_by_role("button", name="Authorize").click()
+        await expect(page.get_by_test_id("sign-in-refused")).to_contain_text(
+            "the approver directory has no entry for this account"
+        )
+        await expect(page.get_by_test_id("provider-identity")).to_contain_text(
+            "stranger@elsewhere.example"
+        )
+        await expect(page.get_by_test_id("who")).to_have_count(0)
+        await page.goto(f"{ui.url}/kpis")
+        await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+        assert ui.access_records()[-1]["outcome"] == "no_entry"
+        await page.close()

@@ -36,7 +36,10 @@ from ui.directory import (
 from ui.inbox import InboxFilterError, InboxFilters, InboxItem, PageTokens
 from ui.kpi_charts import _cycle_unit, kpi_charts
 from ui.negotiations import entitlement
+from ui.oidc import OidcConfig
 from ui.sessions import SessionStore
+from ui.sessions import _digest as _session_digest
+from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2027, 1, 4, 9, tzinfo=UTC)
@@ -193,6 +196,7 @@ def test_fitnest_ui_hash_secret_prints_a_hash_that_verifies(tmp_path: Path):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("$argon2id$")
     assert verify_secret("s3cret", done.stdout.strip())
     assert "s3cret" not in done.stdout
 
@@ -284,3 +288,65 @@ def test_a_session_ends_when_its_lifetime_is_over_or_it_is_ended(tmp_path: Path)
     store.close()
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert ana.encode() not in stored  # only digests: the file opens no session
+
+
+def test_a_session_ends_when_it_sits_idle_and_lives_on_while_used(tmp_path: Path):
+    now = [1000.0]
+    store = SessionStore(
+        tmp_path / "sessions.sqlite", lifetime=3600, idle=100, clock=lambda: now[0]
+    )
+    ana, lee = store.start("ana"), store.start("lee")
+    for _ in range(5):  # used every 60 s: 300 s in all, three idle timeouts
+        now[0] += 60
+        assert store.user_of(ana) == "ana"
+    assert store.user_of(lee) is None  # untouched for 300 s
+    now[0] += 101
+    assert store.user_of(ana) is None
+    store.close()
+
+
+def test_sessions_from_before_the_idle_timeout_are_kept_as_used_now(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "sessions.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE sessions (digest TEXT PRIMARY KEY, user TEXT NOT NULL, expires REAL NOT NULL)"
+        )
+        old.execute("INSERT INTO sessions VALUES (?, 'ana', 5000.0)", (_session_digest("old-id"),))
+    store = SessionStore(path, lifetime=3600, idle=100, clock=lambda: 1000.0)
+    found = store.session("old-id")
+    assert found is not None and found.user == "ana" and found.identity.method == "local"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("issuer", "client", "refused"),
+    [
+        ("https://idp.example", "fitnest", None),
+        ("http://127.0.0.1:9400", "fitnest", None),
+        ("http://idp.example", "fitnest", "must be https"),
+        ("https://idp.example", "", "set FITNEST_OIDC_CLIENT_ID"),
+    ],
+)
+def test_the_provider_settings_are_checked_and_the_redirect_comes_from_the_public_url(
+    issuer: str, client: str, refused: str | None
+):
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        oidc_issuer=issuer,
+        oidc_client_id=client or None,
+        oidc_client_secret="s3cret",
+        ui_public_url="https://fitnest.example.com/",
+    )
+    if refused:
+        with pytest.raises(ValueError, match=refused):
+            OidcConfig.from_settings(settings)
+        return
+    config = OidcConfig.from_settings(settings)
+    assert config is not None
+    assert config.redirect_uri == "https://fitnest.example.com/login/oidc/callback"
+
+
+def test_without_an_issuer_there_is_no_provider_sign_in():
+    assert OidcConfig.from_settings(Settings(_env_file=None)) is None  # type: ignore[call-arg]

@@ -12,39 +12,31 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.ui.conftest import UiServer, csrf_of, serving, sign_in, write_directory
+from tests.ui.conftest import (
+    UiServer,
+    csrf_of,
+    serving,
+    settings_in,
+    sign_in,
+    signed_in_as,
+    write_directory,
+)
 from ui.app import create_app
 from ui.directory import load_directory
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 COOKIE = "fitnest_session"
 
 
-def _settings(ui_server: UiServer, folder: Path) -> Settings:
-    return ui_server.settings.model_copy(
-        update={"ui_audit_log": folder / "audit.jsonl", "ui_secret_file": folder / "ui-secret"}
-    )
-
-
 def _app(ui_server: UiServer, folder: Path):  # type: ignore[no-untyped-def]
     directory = load_directory(write_directory(folder / "approvers.yaml"))
-    return create_app(_settings(ui_server, folder), directory, ui_server.env.client)
+    return create_app(settings_in(ui_server, folder), directory, ui_server.env.client)
 
 
 def _replaying(url: str, cookie: str) -> httpx.AsyncClient:
     """A client that knows nothing but the copied cookie."""
     return httpx.AsyncClient(base_url=url, timeout=60, cookies={COOKIE: cookie})
-
-
-async def _signed_in_as(http: httpx.AsyncClient) -> str | None:
-    inbox = await http.get("/")
-    if inbox.status_code == 401:
-        return None
-    assert inbox.status_code == 200, inbox.text
-    start = inbox.text.index('data-testid="who">') + len('data-testid="who">')
-    return inbox.text[start:].split(" ", 1)[0]
 
 
 async def _sign_out(http: httpx.AsyncClient) -> None:
@@ -61,11 +53,11 @@ async def test_a_cookie_replayed_after_sign_out_is_not_signed_in(
             assert (await sign_in(ana, "ana")).status_code == 303
             copied = ana.cookies[COOKIE]
             async with _replaying(url, copied) as thief:
-                assert await _signed_in_as(thief) == "ana"  # the copy works while signed in
+                assert await signed_in_as(thief) == "ana"  # the copy works while signed in
             await _sign_out(ana)
-            assert await _signed_in_as(ana) is None
+            assert await signed_in_as(ana) is None
         async with _replaying(url, copied) as thief:
-            assert await _signed_in_as(thief) is None
+            assert await signed_in_as(thief) is None
             token = csrf_of((await thief.get("/login")).text)
             # Nor does the copied cookie carry a form: its session, and its token, are gone.
             logout = await thief.post("/logout", data={"csrf": token})
@@ -82,10 +74,10 @@ async def test_a_session_outlives_a_restart_of_the_ui_and_its_sign_out_too(
         assert (await sign_in(ana, "ana")).status_code == 303
         copied = ana.cookies[COOKIE]
     async with serving(_app(ui_server, tmp_path)) as url, _replaying(url, copied) as ana:
-        assert await _signed_in_as(ana) == "ana"  # a restart signs nobody out
+        assert await signed_in_as(ana) == "ana"  # a restart signs nobody out
         await _sign_out(ana)
     async with serving(_app(ui_server, tmp_path)) as url, _replaying(url, copied) as thief:
-        assert await _signed_in_as(thief) is None  # nor does it bring an ended session back
+        assert await signed_in_as(thief) is None  # nor does it bring an ended session back
 
 
 async def test_signing_in_again_ends_the_session_it_replaces(ui_server: UiServer, tmp_path: Path):
@@ -94,6 +86,6 @@ async def test_signing_in_again_ends_the_session_it_replaces(ui_server: UiServer
             assert (await sign_in(http, "ana")).status_code == 303
             as_ana = http.cookies[COOKIE]
             assert (await sign_in(http, "fay")).status_code == 303
-            assert await _signed_in_as(http) == "fay"
+            assert await signed_in_as(http) == "fay"
         async with _replaying(url, as_ana) as thief:
-            assert await _signed_in_as(thief) is None
+            assert await signed_in_as(thief) is None
