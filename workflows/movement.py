@@ -327,18 +327,28 @@ class MovementPlayer:
             self.state.last_checkpoint = workflow.now()
         self._alarm = asyncio.create_task(self._keep_time())
 
-    def _next_alarm(self) -> tuple[datetime, str]:
-        deadline = self.state.request.mandate.deadline
-        due = [(deadline, "the deadline")]
+    def _reminder_at(self) -> datetime | None:
+        """When the silent counterparty is due a reminder about the current hand-over."""
         since = self.negotiation.counterparty_since
         policy = self.state.policy
-        if policy is not None and since is not None and self.state.counterparty_reminded != since:
-            due.append((since + timedelta(days=policy.counterparty_reminder_days), "reminder"))
-        if self.rhythm and policy is not None and self.state.last_checkpoint is not None:
-            every, working_days = checkpoint_cadence(self.state.request, policy)
-            due.append(
-                (next_checkpoint(self.state.last_checkpoint, every, working_days), "checkpoint")
-            )
+        if policy is None or since is None or self.state.counterparty_reminded == since:
+            return None
+        return since + timedelta(days=policy.counterparty_reminder_days)
+
+    def _checkpoint_at(self) -> datetime | None:
+        """When the rhythm's next checkpoint is due (never in a movement without the rhythm)."""
+        policy = self.state.policy
+        last = self.state.last_checkpoint
+        if not self.rhythm or policy is None or last is None:
+            return None
+        every, working_days = checkpoint_cadence(self.state.request, policy)
+        return next_checkpoint(last, every, working_days)
+
+    def _next_alarm(self) -> tuple[datetime, str]:
+        due = [(self.state.request.mandate.deadline, "the deadline")]
+        for at, what in ((self._reminder_at(), "reminder"), (self._checkpoint_at(), "checkpoint")):
+            if at is not None:
+                due.append((at, what))
         return min(due)
 
     async def _keep_time(self) -> None:
@@ -368,34 +378,17 @@ class MovementPlayer:
         if now >= self.state.request.mandate.deadline:
             self.expired = True
             return
-        since = self.negotiation.counterparty_since
-        policy = self.state.policy
-        if (
-            policy is not None
-            and since is not None
-            and self.state.counterparty_reminded != since
-            and now >= since + timedelta(days=policy.counterparty_reminder_days)
-        ):
+        remind_at, since = self._reminder_at(), self.negotiation.counterparty_since
+        if remind_at is not None and since is not None and now >= remind_at:
             await self._remind_counterparty(since)
-        if self.rhythm and policy is not None and self.state.last_checkpoint is not None:
-            every, working_days = checkpoint_cadence(self.state.request, policy)
-            at = next_checkpoint(self.state.last_checkpoint, every, working_days)
-            if now >= at:
-                await self._checkpoint(self.state.last_checkpoint)
-                self.state.last_checkpoint = at
+        checkpoint_at, last = self._checkpoint_at(), self.state.last_checkpoint
+        if checkpoint_at is not None and last is not None and now >= checkpoint_at:
+            await self._checkpoint(last)
+            self.state.last_checkpoint = checkpoint_at
 
     async def until(self, ready: Callable[[], bool], summary: str) -> None:
         """Wait for ``ready``, but never past the negotiation's deadline."""
-        self._waiting_for = summary
-        self.start_clock()
-        while not ready():
-            if self.expired:
-                raise Expired()
-            if self.news_due:
-                await self.tell()
-                continue
-            self._details()
-            await workflow.wait_condition(lambda: ready() or self.expired or self.news_due)
+        await self._wait(ready, None, summary)
 
     async def until_or(self, ready: Callable[[], bool], at: datetime, summary: str) -> bool:
         """Wait for ``ready`` until ``at``: True when ready, False when ``at`` came first.
@@ -403,8 +396,14 @@ class MovementPlayer:
         The deadline still wins over both.
         """
         if at >= self.state.request.mandate.deadline:
-            await self.until(ready, summary)
+            await self._wait(ready, None, summary)
             return True
+        return await self._wait(ready, at, summary)
+
+    async def _wait(self, ready: Callable[[], bool], at: datetime | None, summary: str) -> bool:
+        """Wait for ``ready`` (until ``at``, when given: then with a timer of its own); raise
+        :class:`Expired` at the deadline; tell the negotiation on the way when pending decisions
+        changed. True when ready, False when ``at`` came first."""
         self._waiting_for = summary
         self.start_clock()
         while not ready():
@@ -413,16 +412,16 @@ class MovementPlayer:
             if self.news_due:
                 await self.tell()
                 continue
+            self._details()
+            woken = lambda: ready() or self.expired or self.news_due  # noqa: E731
+            if at is None:
+                await workflow.wait_condition(woken)
+                continue
             remaining = at - workflow.now()
             if remaining <= timedelta(0):
                 return False
-            self._details()
             try:
-                await workflow.wait_condition(
-                    lambda: ready() or self.expired or self.news_due,
-                    timeout=remaining,
-                    timeout_summary=summary,
-                )
+                await workflow.wait_condition(woken, timeout=remaining, timeout_summary=summary)
             except TimeoutError:
                 return ready()
         return True
