@@ -38,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         Negotiation,
         Refusal,
         ResponseReceipt,
-        counterparty_actions,
     )
     from negotiation.clock import (
         DecisionClock,
@@ -119,9 +118,6 @@ class MovementPlayer:
 
     # --- messages in -------------------------------------------------------------------------
 
-    def _takes(self) -> frozenset[CounterpartyAction]:
-        return counterparty_actions(self.movement, self.state.agreed is not None)
-
     @workflow.signal(dynamic=True)
     def receive(self, name: str, args: Sequence[RawValue]) -> None:
         """Every signal, whatever it holds: a client's message (taken or recorded as refused), a
@@ -174,7 +170,7 @@ class MovementPlayer:
                 message_id_of(payload), COUNTERPARTY, f"malformed: {explain(err)}", now
             )
             return
-        self.negotiation.take_counterparty_response(response, self._takes(), now)
+        self.negotiation.take_counterparty_response(response, self.state.counterparty_takes(), now)
 
     def _decision(self, payload: Any, now: datetime) -> None:
         try:
@@ -210,7 +206,7 @@ class MovementPlayer:
                 self.negotiation.record_rejection(message.rejected)
             elif message.counterparty is not None:
                 self.negotiation.take_counterparty_response(
-                    message.counterparty, self._takes(), message.received_at
+                    message.counterparty, self.state.counterparty_takes(), message.received_at
                 )
             elif message.decision is not None:
                 # Authority as of when the negotiation received it (a delegation may end meanwhile).
@@ -220,7 +216,9 @@ class MovementPlayer:
     @workflow.update(name="respond")
     def respond(self, response: CounterpartyResponse) -> ResponseReceipt:
         """A counterparty response, answered at once: taken in sequence, or why not."""
-        taken = self.negotiation.take_counterparty_response(response, self._takes(), workflow.now())
+        taken = self.negotiation.take_counterparty_response(
+            response, self.state.counterparty_takes(), workflow.now()
+        )
         self._changed()
         if isinstance(taken, Refusal):  # the validator let it through: the state moved meanwhile
             raise ApplicationError(taken.reason, type=taken.code.value, non_retryable=True)
@@ -228,7 +226,7 @@ class MovementPlayer:
 
     @respond.validator
     def _validate_respond(self, response: CounterpartyResponse) -> None:
-        refusal = self.negotiation.counterparty_refusal(response, self._takes())
+        refusal = self.negotiation.counterparty_refusal(response, self.state.counterparty_takes())
         if refusal is not None:
             raise ApplicationError(refusal.reason, type=refusal.code.value, non_retryable=True)
 

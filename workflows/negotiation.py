@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         Negotiation,
         Refusal,
         ResponseReceipt,
-        counterparty_actions,
     )
     from negotiation.decisions import explain
     from negotiation.models import (
@@ -230,10 +229,9 @@ class NegotiationWorkflow:
         if message.rejected is not None:
             negotiation.record_rejection(message.rejected)
         elif message.counterparty is not None:
-            takes = counterparty_actions(
-                negotiation.status.movement, self._state.agreed is not None
+            negotiation.take_counterparty_response(
+                message.counterparty, self._state.counterparty_takes(), message.received_at
             )
-            negotiation.take_counterparty_response(message.counterparty, takes, message.received_at)
         elif message.decision is not None:
             negotiation.take_decision(message.decision, self._request, message.received_at)
 
@@ -262,11 +260,9 @@ class NegotiationWorkflow:
     @workflow.update(name="respond")
     def respond(self, response: CounterpartyResponse) -> ResponseReceipt:
         """A counterparty response, answered at once (between movements: kept for the next)."""
-        now = workflow.now()
-        takes = counterparty_actions(
-            self._negotiation.status.movement, self._state.agreed is not None
+        taken = self._negotiation.take_counterparty_response(
+            response, self._state.counterparty_takes(), workflow.now()
         )
-        taken = self._negotiation.take_counterparty_response(response, takes, now)
         if isinstance(taken, Refusal):
             raise ApplicationError(taken.reason, type=taken.code.value, non_retryable=True)
         return taken
@@ -282,10 +278,7 @@ class NegotiationWorkflow:
             )
         if self._playing is not None:
             raise self._moved_on("counterparty responses")
-        takes = counterparty_actions(
-            self._negotiation.status.movement, self._state.agreed is not None
-        )
-        refusal = self._negotiation.counterparty_refusal(response, takes)
+        refusal = self._negotiation.counterparty_refusal(response, self._state.counterparty_takes())
         if refusal is not None:
             raise ApplicationError(refusal.reason, type=refusal.code.value, non_retryable=True)
 
@@ -398,7 +391,6 @@ class NegotiationWorkflow:
             (sa.AWAITING_DECISION, negotiation.pending_roles()),
         )
         state.to_be_continued = False
-        state.history_budget = (state.policy or Policy()).history_budget
         seal = state.seal
         assert seal is not None
         seal.delivered = seal.reported = 0  # each movement's channel counts from zero
@@ -487,8 +479,10 @@ class NegotiationWorkflow:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        budget = (self._state.policy or Policy()).history_budget
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > budget
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self._state.history_budget
+        )
 
     async def _continue_as_new(self) -> None:
         """Go on in a fresh run with the whole state (between two development runs, when no

@@ -17,8 +17,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from negotiation.aggregate import Closing, Negotiation
+from negotiation.aggregate import Closing, Negotiation, counterparty_actions
 from negotiation.models import (
+    CounterpartyAction,
     CounterpartyResponse,
     HumanDecision,
     Movement,
@@ -134,14 +135,20 @@ class ScoreState(BaseModel):
     last_checkpoint: datetime | None = Field(
         default=None, description="When the rhythm last sent (or started) its checkpoint."
     )
-    runs: int = Field(default=0, description="Development runs so far (each one bounded).")
-    history_budget: int = Field(
-        default=2_000, description="Events after which a development run hands back to start anew."
-    )
     to_be_continued: bool = Field(
         default=False, description="Development handed back only to go on in a fresh run."
     )
     seal: SealContext | None = None
+
+    @property
+    def history_budget(self) -> int:
+        """Events after which a development run hands back, and the negotiation continues-as-new
+        (the policy's)."""
+        return (self.policy or Policy()).history_budget
+
+    def counterparty_takes(self) -> frozenset[CounterpartyAction]:
+        """What the counterparty can usefully send now, in the movement the status names."""
+        return counterparty_actions(self.negotiation.status.movement, self.agreed is not None)
 
     def close(self, outcome: Outcome, reason: str) -> None:
         """End the negotiation with ``outcome``: from now it takes nothing more."""
