@@ -344,6 +344,12 @@ class NegotiationBusy(NegotiationError):
     """The message kept meeting a movement that had just ended: nothing was taken; send it again."""
 
 
+def _refusal(err: WorkflowUpdateFailedError) -> str:
+    """Why the workflow refused an update, in its own words."""
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+
+
 def _update_id(message: CounterpartyResponse | HumanDecision) -> str:
     """The update's id: the message id and what it carries. Temporal answers a repeated update
     id with the first result without asking the workflow, so an id reused for other content must
@@ -418,8 +424,7 @@ async def respond(
                 kept_for_later=True,
             )
         code = cause.type if isinstance(cause, ApplicationError) and cause.type else "malformed"
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        raise ResponseRefused(message, code) from err
+        raise ResponseRefused(_refusal(err), code) from err
     return receipt
 
 
@@ -431,9 +436,7 @@ async def decide(client: Client, negotiation_id: str, decision: HumanDecision) -
             client, negotiation_id, DECIDE_UPDATE, decision, _update_id(decision), DecisionReceipt
         )
     except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        raise DecisionRejected(message) from err
+        raise DecisionRejected(_refusal(err)) from err
     return receipt
 
 
@@ -447,9 +450,7 @@ async def answer_retrospective(
             NegotiationWorkflow.retrospective, answer, id=answer.message_id
         )
     except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        raise DecisionRejected(message) from err
+        raise DecisionRejected(_refusal(err)) from err
     except RPCError as err:
         raise await _closed_or_missing(client, negotiation_id, err) from err
     return entry
