@@ -432,17 +432,25 @@ async def test_a_response_held_by_the_movement_is_counted_as_queued(site: Site) 
     assert status.rejected_messages == []
 
 
+#: Where updates land: the negotiation itself, and the movement that plays (where clients send
+#: ``respond`` and ``decide`` now).
+UPDATE_TARGETS = pytest.mark.parametrize(
+    "suffix", ["", "/development"], ids=["negotiation", "movement"]
+)
+
+
 @pytest.mark.parametrize("inputs", [0, 2], ids=["no-input", "two-inputs"])
-@pytest.mark.parametrize("name", ["decide", "retrospective"])
+@pytest.mark.parametrize("name", ["decide", "retrospective", "respond"])
+@UPDATE_TARGETS
 async def test_an_update_with_the_wrong_number_of_inputs_is_refused(
-    site: Site, name: str, inputs: int
+    site: Site, name: str, inputs: int, suffix: str
 ) -> None:
     """Updates are validated before anything reaches the history: refused to the caller, and
     the negotiation goes on."""
     n, request_id = await site.owner_deciding()
     args = [forged_decision(request_id, "ana"), forged_decision(request_id, "ana")][:inputs]
     with pytest.raises(WorkflowUpdateFailedError):
-        await site.client.get_workflow_handle(n.id).execute_update(name, args=args)
+        await site.client.get_workflow_handle(n.id + suffix).execute_update(name, args=args)
     await owner_still_decides(n, request_id)
     await no_task_failed(site, n)
 
@@ -457,13 +465,71 @@ async def test_an_update_with_the_wrong_number_of_inputs_is_refused(
     ],
     ids=["2MB-id", "2MB-comment", "crlf-approver", "non-participant"],
 )
+@UPDATE_TARGETS
 async def test_a_decision_update_that_cannot_be_taken_is_refused_and_changes_nothing(
-    site: Site, change: dict[str, Any]
+    site: Site, change: dict[str, Any], suffix: str
 ) -> None:
     n, request_id = await site.owner_deciding()
     decision = {**forged_decision(request_id, "ana"), "verdict": "approve", **change}
     del decision["revised_terms"]
     with pytest.raises(WorkflowUpdateFailedError):
-        await site.client.get_workflow_handle(n.id).execute_update("decide", decision)
+        await site.client.get_workflow_handle(n.id + suffix).execute_update("decide", decision)
     await owner_still_decides(n, request_id)
+    await no_task_failed(site, n)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"message_id": "m" * 2_000_000},
+        {"note": "n" * 2_000_000},
+        {"action": "sign", "terms": None},
+        {"sequence": 1},
+        {"terms": GIVEAWAY.model_dump(mode="json") | {"discount_pct": "-5"}},
+    ],
+    ids=["2MB-id", "2MB-note", "not-possible-now", "stale", "malformed-terms"],
+)
+@UPDATE_TARGETS
+async def test_a_response_update_that_cannot_be_taken_is_refused_and_changes_nothing(
+    site: Site, change: dict[str, Any], suffix: str
+) -> None:
+    """``respond``, on the movement that plays or on the negotiation: refused to the caller
+    before anything reaches the history; the status is as it was; the negotiation moves on."""
+    n = await site.in_development()
+    before = await n.status()
+    response = {
+        "message_id": f"bad-{uuid.uuid4().hex[:6]}",
+        "sequence": 40,
+        "action": "counter",
+        "terms": COUNTER.model_dump(mode="json"),
+        **change,
+    }
+    with pytest.raises(WorkflowUpdateFailedError):
+        await site.client.get_workflow_handle(n.id + suffix).execute_update("respond", response)
+    after = await n.status()
+    assert (after.offers, after.rejected_messages) == (before.offers, before.rejected_messages)
+    await moves_on(n)
+    await no_task_failed(site, n)
+
+
+async def test_cr_lf_in_a_response_id_and_note_is_taken_as_data_by_the_movement(site: Site) -> None:
+    """CR/LF in the id and the note of a ``respond`` update sent to the movement: both are
+    bounded text, never a header (the id is refused only beyond 128 characters); the response is
+    taken as data, stored as sent, and nothing fails."""
+    n = await site.in_development()
+    response = {
+        "message_id": "cp\r\nBcc: evil@attacker.example",
+        "sequence": 40,
+        "action": "counter",
+        "terms": terms(51000, 10, 45).model_dump(mode="json"),
+        "note": "line one\r\nBcc: evil@attacker.example",
+    }
+    receipt = await site.client.get_workflow_handle(f"{n.id}/development").execute_update(
+        "respond", response
+    )
+    assert receipt["message_id"] == response["message_id"]
+    status = await n.until(lambda s: s.our_terms is not None and s.our_terms.version == 5)
+    assert status.offers[3].note == response["note"]
+    assert status.last_received is not None
+    assert status.last_received.message_id == response["message_id"]
     await no_task_failed(site, n)
